@@ -1,0 +1,1 @@
+"""gs-compress: GAN Slimming (distillation + channel pruning + quantisation-aware training)."""

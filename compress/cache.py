@@ -1,0 +1,22 @@
+"""Where gs-mobile keeps fetched teachers, photos and tools (override with GS_MOBILE_CACHE)."""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+
+def cache_dir(*parts: str) -> Path:
+    """`$GS_MOBILE_CACHE/...` or `~/.cache/gs-mobile/...`, created on demand."""
+    root = Path(os.environ.get("GS_MOBILE_CACHE", Path.home() / ".cache" / "gs-mobile"))
+    path = root.joinpath(*parts)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()

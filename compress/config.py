@@ -1,0 +1,90 @@
+"""Training configuration and the named presets (quick: 2-core CPU in <= 30 min; paper: GPU)."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields, replace
+
+G = 2 ** 30  # the paper's "G" of MACs
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a run depends on; stored in every checkpoint so --resume continues identically."""
+
+    preset: str = "quick"
+    teacher: str = "default"
+    arch: str | None = None
+    data: str = "default"
+    device: str = "cpu"
+    seed: int = 0
+    steps: int = 900
+    batch: int = 8
+    crop: int = 128              # training crop (px) cut from the teacher-labelled views
+    view_size: int = 256         # views the teacher labels once (cached in RUN_DIR/cache)
+    n_views: int = 96
+    eval_size: int = 256         # val photos are evaluated at eval_size x eval_size
+    lr: float = 3e-4             # student weights, Adam
+    lr_gamma: float = 0.1        # GS channel scales, SGD momentum 0.5 (reference)
+    lr_d: float = 2e-4
+    weight_decay: float = 0.0
+    beta: float = 20.0           # distillation weight (reference)
+    w_feat: float = 1.0          # teacher-encoder feature distance inside L_dist
+    lambda_gan: float = 0.05
+    rho: float = 0.01            # L1 weight of the channel scales (proximal step)
+    target_macs: float | None = None   # absolute MACs at eval_size; None -> target_ratio * teacher
+    target_ratio: float | None = 1 / 9
+    prune_start: float = 0.02    # fraction of steps: MAC budget decays cubically from here ...
+    prune_end: float = 0.30      # ... to the target here
+    qat: bool = True
+    qat_start: float = 0.45      # fake quantisation on from this fraction of steps
+    freeze_ranges: float = 0.85  # activation ranges frozen from here
+    gan: bool = True
+    ndf: int = 32
+    ckpt_every: int = 50
+    log_every: int = 10
+    eval_every: int = 300
+    threads: int | None = None
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @staticmethod
+    def from_dict(d: dict) -> "TrainConfig":
+        names = {f.name for f in fields(TrainConfig)}
+        return TrainConfig(**{k: v for k, v in d.items() if k in names})
+
+
+PRESETS: dict[str, TrainConfig] = {
+    # 2-core CPU, <= 30 min including teacher labelling: 128 px crops, MAC budget reached early so
+    # most steps train the already-compact student.
+    "quick": TrainConfig(),
+    # the reference hyper-parameters (GS-REFERENCE.md) for a GPU: 256 px crops, batch 8, Adam 1e-5
+    # betas (0.5, 0.999) wd 1e-3, gamma SGD 0.1 momentum 0.5, beta 20, full GAN term.
+    "paper": TrainConfig(preset="paper", steps=40000, batch=8, crop=256, view_size=320, n_views=2000,
+                         lr=1e-5, lr_d=1e-5, weight_decay=1e-3, lambda_gan=1.0, ndf=64,
+                         prune_start=0.05, prune_end=0.5, qat_start=0.5, ckpt_every=1000, log_every=50,
+                         eval_every=5000, device="cuda"),
+    # seconds, for tests and smoke runs
+    "tiny": TrainConfig(preset="tiny", steps=12, batch=2, crop=32, view_size=48, n_views=6, eval_size=48,
+                        ndf=8, ckpt_every=4, log_every=2, eval_every=6, prune_start=0.1, prune_end=0.5,
+                        qat_start=0.5, freeze_ranges=0.8),
+}
+
+
+def make_config(preset: str, **overrides: object) -> TrainConfig:
+    """A preset with the given fields replaced (None values are ignored)."""
+    base = PRESETS[preset]
+    return replace(base, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def parse_macs(text: str) -> float:
+    """'2.5G' -> 2.5 * 2**30 (the paper's G); '800M' -> 800e6; plain numbers are MACs."""
+    t = text.strip().upper()
+    try:
+        if t.endswith("G"):
+            return float(t[:-1]) * G
+        if t.endswith("M"):
+            return float(t[:-1]) * 1e6
+        return float(t)
+    except ValueError:
+        raise ValueError(f"cannot read a MAC budget from '{text}' (use e.g. 2.5G or 800M)") from None

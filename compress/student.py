@@ -1,0 +1,346 @@
+"""The GS student: the teacher's topology with foldable norms, channel gates and fake quantisation.
+
+Every convolution of the teacher becomes a `StudentUnit` whose forward pass is exactly what the
+exported INT8 model executes:
+
+    W' = W * s,  b' = b * s + t        (norm folded: s = gamma * alive / sigma, t = (beta - mu * s) * alive)
+    y  = act(conv(x, fakequant_per_channel(W'), b'))  ->  per-tensor int8 activation fake-quant
+
+The per-image InstanceNorm of the teacher (slow and lossy in TFLite INT8) is replaced by a fixed
+per-channel normalisation (population statistics mu/sigma, calibrated layer by layer) whose affine
+`gamma` is the GS channel scale. The residual trunk is one coupled channel group with a shared,
+non-negative `trunk gate` that multiplies the output of every unit that writes into the trunk.
+A channel whose gamma (or gate) is zero emits exactly zero (its shift is masked too), so the slim
+model that physically drops it computes the same function. The teacher's stride-2 ConvTranspose
+(k3, p1, output_padding 1) becomes an exactly equivalent sub-pixel convolution (zero-pad right and
+bottom, 2x2 conv to 4*C channels, depth-to-space): plain int8 CONV_2D + DEPTH_TO_SPACE on mobile.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .errors import CheckpointError
+from .macs import count_spec_macs
+from .quant import INPUT_SCALE, TANH_SCALE, ActQuant, fake_quant_weight
+from .zoo.spec import GeneratorSpec, UnitSpec
+
+TRUNK = "trunk"
+STUDENT_FORMAT = "gs-mobile/student"
+NORM_EPS = 1e-5
+
+
+def convtranspose_to_subpixel(weight: torch.Tensor) -> torch.Tensor:
+    """ConvTranspose2d(k=3, s=2, p=1, output_padding=1) weight [in, out, 3, 3] -> sub-pixel conv weight.
+
+    Result [out*4, in, 2, 2] in pixel_shuffle order (channel c*4 + a*2 + b is output phase (a, b)).
+    Output row 2m takes tap 1 of input row m; row 2m+1 takes tap 2 of row m and tap 0 of row m+1.
+    """
+    cin, cout = weight.shape[:2]
+    taps = {0: {0: 1}, 1: {0: 2, 1: 0}}  # phase -> {offset: kernel index}
+    out = weight.new_zeros(cout, 2, 2, cin, 2, 2)
+    for a in (0, 1):
+        for b in (0, 1):
+            for dy, ky in taps[a].items():
+                for dx, kx in taps[b].items():
+                    out[:, a, b, :, dy, dx] = weight[:, :, ky, kx].t()
+    return out.reshape(cout * 4, cin, 2, 2)
+
+
+@dataclass(frozen=True)
+class ChannelGroup:
+    """A set of channels pruned together: one scale vector, one alive mask."""
+
+    name: str
+    size: int
+    producers: tuple[str, ...]   # units whose output channels are this group
+    consumers: tuple[str, ...]   # units whose input channels are this group
+
+
+class StudentUnit(nn.Module):
+    """One foldable conv (+norm +act) with per-channel weight and per-tensor activation fake-quant."""
+
+    def __init__(self, spec: UnitSpec, prunable: bool, in_trunk: bool) -> None:
+        super().__init__()
+        self.spec = spec
+        self.prunable = prunable  # its gamma is a GS channel scale with its own group
+        self.in_trunk = in_trunk  # its output is multiplied by the shared trunk gate
+        conv_out = spec.out_ch * 4 if spec.kind == "up" else spec.out_ch
+        k = 2 if spec.kind == "up" else spec.kernel
+        self.weight = nn.Parameter(torch.empty(conv_out, spec.in_ch, k, k))
+        nn.init.kaiming_normal_(self.weight, nonlinearity="relu")
+        self.bias = nn.Parameter(torch.zeros(conv_out))
+        if spec.norm:
+            self.gamma = nn.Parameter(torch.ones(spec.out_ch))
+            self.beta = nn.Parameter(torch.zeros(spec.out_ch))
+            self.register_buffer("mu", torch.zeros(spec.out_ch))
+            self.register_buffer("sigma", torch.ones(spec.out_ch))
+        self.register_buffer("alive", torch.ones(spec.out_ch))
+        self.pre_quant = ActQuant() if spec.act == "tanh" else None
+        self.out_quant = ActQuant(fixed=(TANH_SCALE, 0)) if spec.act == "tanh" else ActQuant()
+        self.quantise = True
+        self.calibrating = False
+
+    def channel_affine(self, gate: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per output channel (scale s, shift t) of the folded norm, masks and trunk gate applied."""
+        if self.spec.norm:
+            s = self.gamma / self.sigma
+            t = self.beta - self.mu * s
+        else:
+            s = torch.ones_like(self.alive)
+            t = torch.zeros_like(self.alive)
+        m = self.alive if gate is None else self.alive * gate
+        return s * m, t * m
+
+    def folded(self, gate: torch.Tensor | None = None,
+               in_alive: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Folded float weight and bias (before weight quantisation): what the exporter slices.
+
+        Weights reading dead input channels are zeroed (those inputs are always zero), so each
+        output channel's quantisation scale equals the one of the physically slimmed conv.
+        """
+        s, t = self.channel_affine(gate)
+        if self.spec.kind == "up":
+            s, t = s.repeat_interleave(4), t.repeat_interleave(4)
+        weight = self.weight * s[:, None, None, None]
+        if in_alive is not None:
+            weight = weight * in_alive[None, :, None, None]
+        return weight, self.bias * s + t
+
+    def conv(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        """The unit's padding + convolution (+ depth-to-space for "up" units)."""
+        u = self.spec
+        if u.kind == "up":
+            return F.pixel_shuffle(F.conv2d(F.pad(x, (0, 1, 0, 1)), weight, bias), 2)
+        if u.pad and u.pad_mode == "reflect":
+            return F.conv2d(F.pad(x, (u.pad,) * 4, mode="reflect"), weight, bias, u.stride)
+        return F.conv2d(x, weight, bias, u.stride, padding=u.pad)
+
+    @torch.no_grad()
+    def calibrate_norm(self, x: torch.Tensor) -> None:
+        """Set mu/sigma to the population statistics of this unit's conv output on batch `x`."""
+        raw = self.conv(x, self.weight, self.bias)
+        self.mu.copy_(raw.mean(dim=(0, 2, 3)))
+        self.sigma.copy_(torch.sqrt(raw.var(dim=(2, 3), unbiased=False).mean(0) + NORM_EPS))
+
+    def forward(self, x: torch.Tensor, gate: torch.Tensor | None = None,
+                in_alive: torch.Tensor | None = None) -> torch.Tensor:
+        if self.calibrating and self.spec.norm:
+            self.calibrate_norm(x)
+        weight, bias = self.folded(gate, in_alive)
+        if self.quantise:
+            weight = fake_quant_weight(weight)
+        y = self.conv(x, weight, bias)
+        if self.spec.act == "relu":
+            y = torch.relu(y)
+        elif self.spec.act == "tanh":
+            y = torch.tanh(self.pre_quant(y))
+        return self.out_quant(y)
+
+
+class StudentGenerator(nn.Module):
+    """Masked, quantisation-aware student over a GeneratorSpec (RGB in, RGB out, [-1, 1])."""
+
+    def __init__(self, spec: GeneratorSpec) -> None:
+        super().__init__()
+        self.gen_spec = spec
+        trunk_units = {spec.stem[-1].name} | {b.name for _, b in spec.blocks}
+        self.units = nn.ModuleDict({
+            u.name.replace(".", "_"): StudentUnit(u, prunable=u.norm and u.name not in trunk_units,
+                                                  in_trunk=u.name in trunk_units)
+            for u in spec.units()
+        })
+        trunk_ch = spec.stem[-1].out_ch
+        self.trunk_gate = nn.Parameter(torch.ones(trunk_ch))
+        self.register_buffer("trunk_alive", torch.ones(trunk_ch))
+        self.input_quant = ActQuant(fixed=(INPUT_SCALE, 0))
+        self.add_quants = nn.ModuleList([ActQuant() for _ in spec.blocks])
+
+    # ----- structure -----
+    def unit(self, name: str) -> StudentUnit:
+        return self.units[name.replace(".", "_")]
+
+    def groups(self) -> dict[str, ChannelGroup]:
+        """Prunable channel groups: one per prunable unit, plus the coupled residual trunk."""
+        spec = self.gen_spec
+        order = spec.units()
+        groups: dict[str, ChannelGroup] = {}
+        trunk_consumers = tuple(a.name for a, _ in spec.blocks) + (spec.tail[0].name,)
+        trunk_producers = (spec.stem[-1].name,) + tuple(b.name for _, b in spec.blocks)
+        groups[TRUNK] = ChannelGroup(TRUNK, spec.stem[-1].out_ch, trunk_producers, trunk_consumers)
+        for i, u in enumerate(order):
+            if self.unit(u.name).prunable:
+                groups[u.name] = ChannelGroup(u.name, u.out_ch, (u.name,), (order[i + 1].name,))
+        return groups
+
+    def units_in_trunk(self) -> list[UnitSpec]:
+        """Units whose output is a trunk tensor (multiplied by the trunk gate)."""
+        return [u for u in self.gen_spec.units() if self.unit(u.name).in_trunk]
+
+    def scale_of(self, group: str) -> torch.Tensor:
+        """The GS scale vector (gamma, or the trunk gate) of a group."""
+        return self.trunk_gate if group == TRUNK else self.unit(group).gamma
+
+    def alive_of(self, group: str) -> torch.Tensor:
+        return self.trunk_alive if group == TRUNK else self.unit(group).alive
+
+    def gate(self) -> torch.Tensor:
+        return self.trunk_gate * self.trunk_alive
+
+    def channel_counts(self) -> dict[str, tuple[int, int]]:
+        """Per unit (kept input channels, kept output channels)."""
+        groups = self.groups()
+        out_of = {p: g for g in groups.values() for p in g.producers}
+        in_of = {c: g for g in groups.values() for c in g.consumers}
+        counts = {}
+        for u in self.gen_spec.units():
+            cin = int(self.alive_of(in_of[u.name].name).sum()) if u.name in in_of else u.in_ch
+            cout = int(self.alive_of(out_of[u.name].name).sum()) if u.name in out_of else u.out_ch
+            counts[u.name] = (cin, cout)
+        return counts
+
+    def macs(self, height: int = 256, width: int = 256) -> int:
+        return sum(count_spec_macs(self.gen_spec, self.channel_counts(), height, width, up_kernel=2).values())
+
+    def slim_params(self) -> int:
+        """Parameters of the physically slimmed model (folded conv weights + biases)."""
+        total = 0
+        for u in self.gen_spec.units():
+            cin, cout = self.channel_counts()[u.name]
+            k = 2 if u.kind == "up" else u.kernel
+            mult = 4 if u.kind == "up" else 1
+            total += cout * mult * (cin * k * k + 1)
+        return total
+
+    # ----- forward -----
+    def input_alive(self) -> dict[str, torch.Tensor | None]:
+        """Per unit, the alive mask of its input channels (None: input not prunable)."""
+        return {c: self.alive_of(g.name) for g in self.groups().values() for c in g.consumers}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        spec = self.gen_spec
+        gate, in_alive = self.gate(), self.input_alive()
+
+        def run(u: UnitSpec, h: torch.Tensor) -> torch.Tensor:
+            unit = self.unit(u.name)
+            return unit(h, gate if unit.in_trunk else None, in_alive.get(u.name))
+
+        y = self.input_quant(x)
+        for u in spec.stem:
+            y = run(u, y)
+        for (a, b), add_quant in zip(spec.blocks, self.add_quants):
+            y = add_quant(y + run(b, run(a, y)))
+        for u in spec.tail:
+            y = run(u, y)
+        return y
+
+    @torch.no_grad()
+    def calibrate(self, images: torch.Tensor) -> None:
+        """Layer-by-layer population statistics and initial activation ranges from `images`."""
+        was_training = self.training
+        self.train()
+        for m in self.units.values():
+            m.calibrating = True
+        try:
+            self(images)
+        finally:
+            for m in self.units.values():
+                m.calibrating = False
+            self.train(was_training)
+
+
+def student_from_teacher(teacher: nn.Module, calibration_images: torch.Tensor | None = None) -> StudentGenerator:
+    """Build a student with the teacher's weights (ConvTranspose turned sub-pixel, norms frozen)."""
+    spec = teacher.spec()
+    student = StudentGenerator(spec)
+    modules = teacher.unit_modules()
+    with torch.no_grad():
+        for u in spec.units():
+            conv, norm = modules[u.name]
+            unit = student.unit(u.name)
+            w, b = conv.weight.detach().clone(), conv.bias.detach().clone()
+            if u.kind == "up":
+                w, b = convtranspose_to_subpixel(w), b.repeat_interleave(4)
+            if spec.input_bgr and u is spec.stem[0]:
+                w = w.flip(1)  # student takes RGB: fold the teacher's BGR input order into the weights
+            if spec.input_bgr and u.act == "tanh":
+                w, b = w.flip(0), b.flip(0)  # and returns RGB
+            unit.weight.copy_(w)
+            unit.bias.copy_(b)
+            if norm is not None:
+                unit.gamma.copy_(norm.weight.detach())
+                unit.beta.copy_(norm.bias.detach())
+    if calibration_images is not None:
+        student.calibrate(calibration_images)
+        balance_trunk_gate(student, calibration_images)
+    return student
+
+
+@torch.no_grad()
+def balance_trunk_gate(student: StudentGenerator, images: torch.Tensor) -> None:
+    """Move each trunk channel's magnitude into the shared gate, keeping the function unchanged.
+
+    The gate starts at rms(channel) / mean rms of the trunk tensor entering the decoder, and every
+    trunk producer's (gamma, beta) is divided by it. |gate| then ranks trunk channels by how much
+    signal they carry, on the same relative scale as the other groups' |gamma|.
+    """
+    seen: list[torch.Tensor] = []
+    first_tail = student.unit(student.gen_spec.tail[0].name)
+    handle = first_tail.register_forward_pre_hook(lambda _m, args: seen.append(args[0]))
+    try:
+        was_training = student.training
+        student.eval()
+        student(images)
+        student.train(was_training)
+    finally:
+        handle.remove()
+    rms = seen[0].pow(2).mean(dim=(0, 2, 3)).sqrt()
+    gate = (rms / rms.mean().clamp_min(1e-12)).clamp_min(1e-3)
+    for name in (u.name for u in student.units_in_trunk()):
+        unit = student.unit(name)
+        unit.gamma.div_(gate)
+        unit.beta.div_(gate)
+    student.trunk_gate.copy_(gate * student.trunk_gate)
+
+
+# ----- checkpoint contract (docs/CONTRACTS.md) -----
+def save_student(path: Path, student: StudentGenerator, **meta: object) -> None:
+    """Atomically write the student checkpoint (spec + state + metadata)."""
+    path = Path(path)
+    payload = {"format": STUDENT_FORMAT, "version": 1, "arch": student.gen_spec.arch,
+               "spec": student.gen_spec.to_dict(), "state_dict": student.state_dict(), **meta}
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def read_student_checkpoint(path: Path) -> dict:
+    """Read and check a student checkpoint written by `save_student`."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"student checkpoint not found: {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:
+        raise CheckpointError(f"cannot read student checkpoint {path}: {type(exc).__name__}") from None
+    if not isinstance(payload, dict) or payload.get("format") != STUDENT_FORMAT:
+        raise CheckpointError(f"{path} is not a gs-compress student checkpoint")
+    return payload
+
+
+def load_student(path: Path, expect_arch: str | None = None) -> tuple[StudentGenerator, dict]:
+    """Rebuild the masked QAT student from a checkpoint; returns (student in eval mode, payload)."""
+    payload = read_student_checkpoint(path)
+    if expect_arch and payload["arch"] != expect_arch:
+        raise CheckpointError(f"{path} holds a {payload['arch']} student, expected {expect_arch}")
+    student = StudentGenerator(GeneratorSpec.from_dict(payload["spec"]))
+    try:
+        student.load_state_dict(payload["state_dict"], strict=True)
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path}: state does not match its spec: {str(exc).splitlines()[0][:160]}") from None
+    return student.eval(), payload

@@ -1,0 +1,145 @@
+"""gs-compress end to end on a tiny teacher: outputs, resume-after-kill, NaN stop, bad input, DDP."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from compress import trainer as trainer_mod
+from compress.cli import main
+from compress.student import load_student
+from tests.tiny import make_tiny_teacher
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def setup_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny CycleGAN teacher file and a folder of real photos (scikit-image), downsized."""
+    from skimage import data
+
+    root = tmp_path_factory.mktemp("gs")
+    torch.save(make_tiny_teacher("cyclegan").state_dict(), root / "teacher.pth")
+    torch.save(make_tiny_teacher("cartoongan").state_dict(), root / "cartoon.pth")
+    photos = root / "photos"
+    photos.mkdir()
+    for name in ("astronaut", "coffee", "chelsea", "rocket"):
+        Image.fromarray(getattr(data, name)()).resize((128, 96)).save(photos / f"{name}.png")
+    return root
+
+
+def args(root: Path, out: Path, *extra: str) -> list[str]:
+    return ["--teacher", str(root / "teacher.pth"), "--arch", "cyclegan", "--data", str(root / "photos"),
+            "--preset", "tiny", "--out", str(out), "--no-progress", *extra]
+
+
+@pytest.fixture(scope="module")
+def full_run(setup_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("run") / "full"
+    assert main(args(setup_dir, out)) == 0
+    return out
+
+
+def test_run_writes_the_contract(full_run: Path) -> None:
+    for name in ("student.pt", "metrics.json", "samples.png", "train_log.csv", "checkpoints/last.pt", "photos.json"):
+        assert (full_run / name).is_file(), name
+    m = json.loads((full_run / "metrics.json").read_text())
+    assert m["student_macs"] < m["teacher_macs"] and m["student_params"] < m["teacher_params"]
+    assert {"fp32", "fakequant", "identity_baseline"} <= set(m["quality"])
+    assert m["layers"][0]["unit"] == "stem" and m["history"][-1]["step"] == 11
+    student, payload = load_student(full_run / "student.pt", expect_arch="cyclegan")
+    assert payload["teacher"]["arch"] == "cyclegan" and student.macs(48, 48) == m["student_macs"]
+    assert all(int(student.alive_of(g).min()) == 1 for g in student.groups())  # compacted: no dead channels
+
+
+def test_killed_and_resumed_equals_uninterrupted(setup_dir: Path, full_run: Path, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "resumed"
+    original = trainer_mod.Trainer.train_step
+
+    def crash_at_9(self, step):  # noqa: ANN001, ANN202 - same signature as the real method
+        if step == 9:
+            raise KeyboardInterrupt
+        return original(self, step)
+
+    monkeypatch.setattr(trainer_mod.Trainer, "train_step", crash_at_9)
+    assert main(args(setup_dir, out)) == 130
+    assert torch.load(out / "checkpoints" / "last.pt", weights_only=False)["step"] == 8
+    monkeypatch.setattr(trainer_mod.Trainer, "train_step", original)
+    assert main(args(setup_dir, out, "--resume")) == 0
+    a = torch.load(full_run / "student.pt", weights_only=False)["state_dict"]
+    b = torch.load(out / "student.pt", weights_only=False)["state_dict"]
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_nan_loss_stops_with_checkpoint_intact(setup_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture) -> None:
+    original = trainer_mod.GSObjective.generator_terms
+
+    def nan_after_5(self, s, t, d):  # noqa: ANN001, ANN202
+        terms = original(self, s, t, d)
+        if len(calls) >= 5:
+            terms["total"] = terms["total"] * float("nan")
+        calls.append(1)
+        return terms
+
+    calls: list[int] = []
+    monkeypatch.setattr(trainer_mod.GSObjective, "generator_terms", nan_after_5)
+    out = tmp_path / "nan"
+    assert main(args(setup_dir, out)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "loss became nan at step 5" in err[0]
+    state = torch.load(out / "checkpoints" / "last.pt", weights_only=False)
+    assert state["step"] == 4 and not (out / "student.pt").exists()
+
+
+@pytest.mark.parametrize("case", ["corrupt_teacher", "arch_mismatch", "empty_data"])
+def test_bad_input_is_one_line_and_nonzero(case: str, setup_dir: Path, tmp_path: Path,
+                                           capsys: pytest.CaptureFixture) -> None:
+    argv = args(setup_dir, tmp_path / "out")
+    if case == "corrupt_teacher":
+        bad = tmp_path / "t.pth"
+        bad.write_bytes(b"\x00garbage")
+        argv[argv.index("--teacher") + 1] = str(bad)
+    elif case == "arch_mismatch":
+        argv[argv.index("--teacher") + 1] = str(setup_dir / "cartoon.pth")
+    else:
+        (tmp_path / "empty").mkdir()
+        argv[argv.index("--data") + 1] = str(tmp_path / "empty")
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("gs-compress: error:"), err
+    assert not (tmp_path / "out" / "student.pt").exists()
+
+
+def test_cartoongan_teacher_trains(setup_dir: Path, tmp_path: Path) -> None:
+    argv = args(setup_dir, tmp_path / "cg", "--steps", "4")
+    argv[argv.index("--teacher") + 1] = str(setup_dir / "cartoon.pth")
+    argv[argv.index("--arch") + 1] = "cartoongan"
+    assert main(argv) == 0
+    m = json.loads((tmp_path / "cg" / "metrics.json").read_text())
+    assert m["teacher"]["arch"] == "cartoongan" and np.isfinite(m["quality"]["fakequant"]["psnr"])
+
+
+def test_torchrun_two_cpu_processes(setup_dir: Path, tmp_path: Path) -> None:
+    torchrun = Path(sys.executable).with_name("torchrun")
+    if not torchrun.exists():
+        pytest.skip("torchrun not installed beside this python")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    cmd = [str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "compress.cli",
+           *args(setup_dir, tmp_path / "ddp", "--steps", "6")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (tmp_path / "ddp" / "student.pt").is_file()
+    m = json.loads((tmp_path / "ddp" / "metrics.json").read_text())
+    assert len(m["history"]) >= 3
