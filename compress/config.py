@@ -16,8 +16,8 @@ class TrainConfig:
     data: str = "default"
     device: str = "cpu"
     seed: int = 0
-    steps: int = 900
-    batch: int = 8
+    steps: int = 1200
+    batch: int = 4
     crop: int = 128              # training crop (px) cut from the teacher-labelled views
     view_size: int = 256         # views the teacher labels once (cached in RUN_DIR/cache)
     n_views: int = 96
@@ -32,16 +32,16 @@ class TrainConfig:
     rho: float = 0.01            # L1 weight of the channel scales (proximal step)
     target_macs: float | None = None   # absolute MACs at eval_size; None -> target_ratio * teacher
     target_ratio: float | None = 1 / 9
-    prune_start: float = 0.02    # fraction of steps: MAC budget decays cubically from here ...
-    prune_end: float = 0.30      # ... to the target here
+    prune_start: float = 0.0     # fraction of steps: MAC budget decays cubically from here ...
+    prune_end: float = 0.15      # ... to the target here (early: the compact student trains fast)
     qat: bool = True
     qat_start: float = 0.45      # fake quantisation on from this fraction of steps
     freeze_ranges: float = 0.85  # activation ranges frozen from here
     gan: bool = True
     ndf: int = 32
-    ckpt_every: int = 50
+    ckpt_every: int = 100
     log_every: int = 10
-    eval_every: int = 300
+    eval_every: int = 200
     threads: int | None = None
     extra: dict = field(default_factory=dict)
 
