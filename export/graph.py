@@ -1,0 +1,185 @@
+"""A framework-neutral description of a slim generator, and its torch executor.
+
+`ExportGraph` is what every backend (torch, ONNX, TFLite, Core ML) is built from: the stem /
+residual trunk / tail of `compress.zoo.spec.GeneratorSpec`, each unit reduced to one plain
+convolution (folded weights, bias), an optional instance norm (teacher only), an activation and,
+for a quantised student, the (scale, zero_point) of every activation quantiser. Weights are in
+torch layout: conv / up [out, in, kh, kw] (up: 4*C outputs in pixel_shuffle order c*4 + j),
+convT [in, out, kh, kw] (the teacher's stride-2 ConvTranspose, k3 p1 output_padding 1).
+
+`GraphModule` runs an ExportGraph in torch with exactly the student's arithmetic
+(`compress.quant`): with `quantise=True` it fake-quantises the input, every weight (per channel)
+and every activation where the student does.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from compress.quant import QMAX, QMIN, fake_quant_weight
+
+LayerKind = Literal["conv", "up", "convT"]
+
+
+@dataclass(frozen=True)
+class QParams:
+    """Per-tensor affine int8 grid: real = (q - zero_point) * scale."""
+
+    scale: float
+    zero_point: int
+
+    @property
+    def range(self) -> tuple[float, float]:
+        """The real interval the grid covers (what a FakeQuant min/max op takes)."""
+        return (QMIN - self.zero_point) * self.scale, (QMAX - self.zero_point) * self.scale
+
+
+@dataclass(frozen=True)
+class InstanceNorm:
+    """Per-image instance normalisation with affine (the teacher's; never in a student)."""
+
+    gamma: torch.Tensor
+    beta: torch.Tensor
+    eps: float
+
+
+@dataclass
+class Layer:
+    """One convolution (+ depth-to-space for "up") + optional instance norm + activation."""
+
+    name: str
+    kind: LayerKind
+    weight: torch.Tensor
+    bias: torch.Tensor
+    stride: int = 1
+    pad: int = 0
+    pad_mode: str = "zero"
+    act: str = "relu"
+    norm: InstanceNorm | None = None
+    out_q: QParams | None = None  # activation quantiser after the activation
+    pre_q: QParams | None = None  # quantiser before tanh (the head)
+
+    @property
+    def out_channels(self) -> int:
+        if self.kind == "convT":
+            return self.weight.shape[1]
+        return self.weight.shape[0] // 4 if self.kind == "up" else self.weight.shape[0]
+
+    @property
+    def in_channels(self) -> int:
+        return self.weight.shape[0] if self.kind == "convT" else self.weight.shape[1]
+
+
+@dataclass
+class ExportGraph:
+    """stem -> residual blocks (x + b(a(x)), then add quantiser) -> tail; RGB in [-1, 1] -> RGB."""
+
+    arch: str
+    stem: list[Layer]
+    blocks: list[tuple[Layer, Layer]]
+    tail: list[Layer]
+    input_q: QParams | None = None
+    add_q: list[QParams | None] = field(default_factory=list)
+
+    def layers(self) -> list[Layer]:
+        out = list(self.stem)
+        for a, b in self.blocks:
+            out += [a, b]
+        return out + list(self.tail)
+
+    def act_quantisers(self) -> list[QParams | None]:
+        """Every activation quantiser in execution-independent order (input, adds, outputs, pre-tanh)."""
+        acts = [self.input_q, *self.add_q] + [l.out_q for l in self.layers()]
+        return acts + [l.pre_q for l in self.layers() if l.act == "tanh"]
+
+    @property
+    def quantisable(self) -> bool:
+        """True when every activation quantiser has a range (an INT8 export is possible)."""
+        return all(q is not None for q in self.act_quantisers()) and not any(
+            l.norm or l.kind == "convT" for l in self.layers())
+
+    def params(self) -> int:
+        """Conv weights + biases (+ norm affine for a teacher)."""
+        total = 0
+        for l in self.layers():
+            total += l.weight.numel() + l.bias.numel()
+            if l.norm is not None:
+                total += l.norm.gamma.numel() + l.norm.beta.numel()
+        return total
+
+
+def with_grid_weights(graph: ExportGraph) -> ExportGraph:
+    """A copy whose weights are replaced by their per-channel int8 fake-quantised values."""
+    def grid(layer: Layer) -> Layer:
+        return replace(layer, weight=fake_quant_weight(layer.weight).detach())
+
+    return replace(graph, stem=[grid(l) for l in graph.stem], blocks=[(grid(a), grid(b)) for a, b in graph.blocks],
+                   tail=[grid(l) for l in graph.tail])
+
+
+def conv_forward(layer: Layer, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Padding + convolution (+ depth-to-space) of one layer, bias included."""
+    if layer.kind == "up":
+        return F.pixel_shuffle(F.conv2d(F.pad(x, (0, 1, 0, 1)), weight, layer.bias), 2)
+    if layer.kind == "convT":
+        return F.conv_transpose2d(x, weight, layer.bias, stride=2, padding=1, output_padding=1)
+    if layer.pad and layer.pad_mode == "reflect":
+        return F.conv2d(F.pad(x, (layer.pad,) * 4, mode="reflect"), weight, layer.bias, layer.stride)
+    return F.conv2d(x, weight, layer.bias, layer.stride, padding=layer.pad)
+
+
+def instance_norm(x: torch.Tensor, norm: InstanceNorm) -> torch.Tensor:
+    mean = x.mean(dim=(2, 3), keepdim=True)
+    var = x.var(dim=(2, 3), keepdim=True, unbiased=False)
+    return (x - mean) / torch.sqrt(var + norm.eps) * norm.gamma[None, :, None, None] + norm.beta[None, :, None, None]
+
+
+def fake_quant(x: torch.Tensor, q: QParams | None) -> torch.Tensor:
+    return x if q is None else torch.fake_quantize_per_tensor_affine(x, q.scale, q.zero_point, QMIN, QMAX)
+
+
+class GraphModule(nn.Module):
+    """Torch executor of an ExportGraph (fp32, or the student's fake-quant arithmetic)."""
+
+    def __init__(self, graph: ExportGraph, quantise: bool = False, weights_on_grid: bool = False) -> None:
+        """`weights_on_grid`: take the weights as already fake-quantised (see `with_grid_weights`)."""
+        super().__init__()
+        if quantise and not graph.quantisable:
+            raise ValueError("this graph has no activation ranges for every quantiser")
+        self.graph = graph
+        self.quantise = quantise
+        self.weights_on_grid = weights_on_grid
+        # module state (not loose tensors), so torch.jit.trace refers to them instead of inlining constants
+        for i, layer in enumerate(graph.layers()):
+            tensors = [layer.weight, layer.bias] + ([layer.norm.gamma, layer.norm.beta] if layer.norm else [])
+            for j, t in enumerate(tensors):
+                self.register_buffer(f"t{i}_{j}", t)
+
+    def _layer(self, layer: Layer, x: torch.Tensor) -> torch.Tensor:
+        q = self.quantise
+        fq_weight = q and not self.weights_on_grid
+        y = conv_forward(layer, x, fake_quant_weight(layer.weight) if fq_weight else layer.weight)
+        if layer.norm is not None:
+            y = instance_norm(y, layer.norm)
+        if layer.act == "relu":
+            y = torch.relu(y)
+        elif layer.act == "tanh":
+            y = torch.tanh(fake_quant(y, layer.pre_q) if q else y)
+        return fake_quant(y, layer.out_q) if q else y
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        g = self.graph
+        y = fake_quant(x, g.input_q) if self.quantise else x
+        for layer in g.stem:
+            y = self._layer(layer, y)
+        for i, (a, b) in enumerate(g.blocks):
+            y = y + self._layer(b, self._layer(a, y))
+            if self.quantise:
+                y = fake_quant(y, g.add_q[i])
+        for layer in g.tail:
+            y = self._layer(layer, y)
+        return y

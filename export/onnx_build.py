@@ -1,0 +1,145 @@
+"""ExportGraph -> ONNX (opset 17): fp32, or INT8 QDQ with the QAT grids (no calibration).
+
+The graph is written directly with `onnx.helper` (NCHW, input "input" [1, 3, S, S] float, output
+"output"), so every scale and zero point is the student's:
+- activations: QuantizeLinear/DequantizeLinear pairs (int8, per tensor) where the student
+  fake-quantises, and again after each data-movement op (reflect Pad, DepthToSpace) with the same
+  grid (exact: those ops only move int8 values), so each Conv/Add/Tanh reads DequantizeLinear outputs;
+- weights: int8 initializers, per-output-channel symmetric scale max|w| / 127 (axis 0, zero point 0);
+- biases: int32 with scale input_scale * weight_scale (what ORT's QLinearConv and TFLite execute).
+The result is checked with `onnx.checker` and simplified with onnxslim.
+"""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import torch
+from onnx import TensorProto, helper, numpy_helper
+
+from compress.quant import weight_scales
+
+from .graph import ExportGraph, Layer, QParams
+
+OPSET = 17
+
+
+class _OnnxBuilder:
+    def __init__(self, graph: ExportGraph, quantise: bool) -> None:
+        self.graph = graph
+        self.quantise = quantise
+        self.nodes: list[onnx.NodeProto] = []
+        self.inits: list[onnx.TensorProto] = []
+        self.count = 0
+
+    def name(self, stem: str) -> str:
+        self.count += 1
+        return f"{stem}_{self.count}"
+
+    def const(self, stem: str, array: np.ndarray) -> str:
+        n = self.name(stem)
+        self.inits.append(numpy_helper.from_array(np.ascontiguousarray(array), n))
+        return n
+
+    def node(self, op: str, inputs: list[str], stem: str, **attrs: object) -> str:
+        out = self.name(stem)
+        self.nodes.append(helper.make_node(op, inputs, [out], name=out, **attrs))
+        return out
+
+    def qdq(self, x: str, q: QParams | None) -> str:
+        """Quantize then dequantize on an int8 per-tensor grid (identity when fp32)."""
+        if not self.quantise or q is None:
+            return x
+        s = self.const("scale", np.array(q.scale, np.float32))
+        z = self.const("zp", np.array(q.zero_point, np.int8))
+        return self.node("DequantizeLinear", [self.node("QuantizeLinear", [x, s, z], "q"), s, z], "dq")
+
+    def conv_params(self, w: torch.Tensor, b: torch.Tensor, in_q: QParams | None) -> tuple[str, str]:
+        """Weight and bias inputs: float initializers, or DequantizeLinear of int8 / int32 ones."""
+        if not self.quantise:
+            return self.const("w", w.numpy()), self.const("b", b.numpy())
+        ws = weight_scales(w).numpy().astype(np.float32)
+        wq = np.clip(np.rint(w.numpy() / ws[:, None, None, None]), -127, 127).astype(np.int8)
+        w_dq = self.node("DequantizeLinear", [self.const("w_q", wq), self.const("w_scale", ws),
+                                              self.const("w_zp", np.zeros(len(ws), np.int8))], "w_dq", axis=0)
+        bs = (ws * np.float32(in_q.scale)).astype(np.float32)
+        bq = np.rint(b.numpy() / bs).astype(np.int32)
+        b_dq = self.node("DequantizeLinear", [self.const("b_q", bq), self.const("b_scale", bs),
+                                              self.const("b_zp", np.zeros(len(bs), np.int32))], "b_dq", axis=0)
+        return w_dq, b_dq
+
+    def layer(self, layer: Layer, x: str, in_q: QParams | None) -> str:
+        k = layer.weight.shape[-1]
+        if layer.kind == "convT":
+            w, b = self.conv_params(layer.weight, layer.bias, in_q)
+            y = self.node("ConvTranspose", [x, w, b], "convT", strides=[2, 2], pads=[1, 1, 1, 1],
+                          output_padding=[1, 1], kernel_shape=[k, k])
+        else:
+            pads = [layer.pad] * 4
+            if layer.kind == "up":
+                pads = [0, 0, 1, 1]
+            elif layer.pad and layer.pad_mode == "reflect":
+                p = layer.pad
+                x = self.qdq(self.node("Pad", [x, self.const("pads", np.array([0, 0, p, p, 0, 0, p, p], np.int64))],
+                                       "pad", mode="reflect"), in_q)
+                pads = [0, 0, 0, 0]
+            w, b = self.conv_params(layer.weight, layer.bias, in_q)
+            stride = 1 if layer.kind == "up" else layer.stride
+            y = self.node("Conv", [x, w, b], "conv", strides=[stride] * 2, pads=pads, kernel_shape=[k, k])
+        if layer.norm is not None:
+            y = self.node("InstanceNormalization", [y, self.const("gamma", layer.norm.gamma.numpy()),
+                                                    self.const("beta", layer.norm.beta.numpy())],
+                          "inorm", epsilon=layer.norm.eps)
+        if layer.act == "relu":
+            y = self.node("Relu", [y], "relu")
+        elif layer.act == "tanh":
+            y = self.node("Tanh", [self.qdq(y, layer.pre_q)], "tanh")
+        y = self.qdq(y, layer.out_q)
+        if layer.kind == "up":
+            y = self.qdq(self.node("DepthToSpace", [y], "d2s", blocksize=2, mode="CRD"), layer.out_q)
+        return y
+
+    def build(self, size: int) -> onnx.ModelProto:
+        g = self.graph
+        y, q = self.qdq("input", g.input_q), g.input_q
+        for layer in g.stem:
+            y, q = self.layer(layer, y, q), layer.out_q
+        for i, (a, b) in enumerate(g.blocks):
+            h = self.layer(a, y, q)
+            r = self.layer(b, h, a.out_q)
+            q = g.add_q[i] if g.add_q else None
+            y = self.qdq(self.node("Add", [y, r], "add"), q)
+        for layer in g.tail:
+            y, q = self.layer(layer, y, q), layer.out_q
+        self.nodes.append(helper.make_node("Identity", [y], ["output"], name="output"))
+        graph = helper.make_graph(
+            self.nodes, f"{g.arch}_{'int8' if self.quantise else 'fp32'}",
+            [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, size, size])],
+            [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 3, size, size])], self.inits)
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="gs-export")
+        model.ir_version = 8
+        return model
+
+
+def _per_tensor_scalars(model: onnx.ModelProto) -> None:
+    """Give per-tensor Q/DQ scales and zero points rank 0 again (onnxslim rewrites them as shape [1])."""
+    inits = {i.name: i for i in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type in ("QuantizeLinear", "DequantizeLinear") and not any(a.name == "axis" for a in node.attribute):
+            for name in node.input[1:]:
+                init = inits.get(name)
+                if init is not None and list(init.dims) == [1]:
+                    init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init).reshape(()), name))
+
+
+def build_onnx(graph: ExportGraph, size: int, int8: bool) -> onnx.ModelProto:
+    """The ONNX model of `graph`, checked and simplified (onnxslim)."""
+    model = _OnnxBuilder(graph, quantise=int8).build(size)
+    onnx.checker.check_model(model, full_check=True)
+    import onnxslim
+
+    slim = onnxslim.slim(model)
+    if slim is not None:
+        model = slim
+    _per_tensor_scalars(model)
+    onnx.checker.check_model(model, full_check=True)
+    return model

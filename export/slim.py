@@ -1,0 +1,110 @@
+"""Physical channel removal: a masked QAT student -> an `ExportGraph` without its dead channels.
+
+Why slicing alone is exact here (the issue asks to fold "the constant a pruned channel emits" into
+the next layer's bias): in this student a channel is dead when its group's `alive` mask is 0, and
+`StudentUnit.channel_affine` masks the folded norm's scale *and* shift (and the trunk gate) with it,
+so a dead channel's folded weight row and bias are exactly 0. Its pre-activation is 0, relu(0) = 0,
+and an int8 activation quantiser with an integer zero point maps 0 to 0. A dead channel therefore
+emits exactly zero (no constant), and `StudentUnit.folded(gate, in_alive)` already zeroes the
+weights that read dead inputs. Cutting those rows and columns changes no sum, and per-channel weight
+scales (max |w| over the kept inputs) are unchanged. Norms are folded by `folded()` itself. A channel
+with gamma 0 but alive 1 emits a constant and is *kept* (it is not pruned), so nothing is lost.
+
+Torch-Pruning's DependencyGraph is not used: the student's explicit group table
+(`StudentGenerator.groups()`, residual trunk as one coupled group) already is the dependency graph,
+and a direct slicer over it is shorter and exact by construction.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from compress.quant import ActQuant
+from compress.student import TRUNK, StudentGenerator
+from compress.zoo.spec import GeneratorSpec, UnitSpec
+
+from .errors import ExportError
+from .graph import ExportGraph, InstanceNorm, Layer, QParams
+
+
+def act_qparams(aq: ActQuant | None) -> QParams | None:
+    """The grid an ActQuant applies (None when it has no range and so does not quantise)."""
+    if aq is None or not (aq.is_fixed or bool(aq.initialised)):
+        return None
+    scale, zp = aq.qparams()
+    return QParams(float(scale), int(zp))
+
+
+def _keep(mask: torch.Tensor | None, size: int) -> torch.Tensor:
+    """Indices of alive channels (all when the channels are not prunable)."""
+    if mask is None:
+        return torch.arange(size)
+    return torch.nonzero(mask > 0).flatten()
+
+
+def _assemble(spec: GeneratorSpec, layers: dict[str, Layer], **kw: object) -> ExportGraph:
+    return ExportGraph(spec.arch, [layers[u.name] for u in spec.stem],
+                       [(layers[a.name], layers[b.name]) for a, b in spec.blocks],
+                       [layers[u.name] for u in spec.tail], **kw)
+
+
+@torch.no_grad()
+def slim_graph(student: StudentGenerator) -> ExportGraph:
+    """The physically slim student: alive channels only, folded weights, the QAT activation grids."""
+    spec = student.gen_spec
+    groups = student.groups()
+    out_group = {p: g.name for g in groups.values() for p in g.producers}
+    gate, in_alive = student.gate(), student.input_alive()
+    layers: dict[str, Layer] = {}
+    for u in spec.units():
+        unit = student.unit(u.name)
+        weight, bias = unit.folded(gate if unit.in_trunk else None, in_alive.get(u.name))
+        out_mask = student.alive_of(out_group[u.name]) if u.name in out_group else None
+        rows = _keep(out_mask, u.out_ch)
+        if u.kind == "up":  # 4 sub-channels (pixel_shuffle order c*4 + j) per output channel
+            rows = (rows[:, None] * 4 + torch.arange(4)).flatten()
+        cols = _keep(in_alive.get(u.name), u.in_ch)
+        layers[u.name] = Layer(
+            u.name, u.kind, weight[rows][:, cols].detach().clone().float(), bias[rows].detach().clone().float(),
+            u.stride, u.pad, u.pad_mode, u.act, None, act_qparams(unit.out_quant), act_qparams(unit.pre_quant))
+    return _assemble(spec, layers, input_q=act_qparams(student.input_quant),
+                     add_q=[act_qparams(q) for q in student.add_quants])
+
+
+def _teacher_norm(module: nn.Module | None) -> InstanceNorm | None:
+    if module is None:
+        return None
+    if isinstance(module, nn.InstanceNorm2d) and not module.track_running_stats and module.affine:
+        return InstanceNorm(module.weight.detach().clone(), module.bias.detach().clone(), float(module.eps))
+    if type(module).__name__ == "InstanceNormalization":  # CartoonGAN's port
+        return InstanceNorm(module.scale.detach().clone(), module.shift.detach().clone(), float(module.eps))
+    raise ExportError(f"unsupported teacher normalisation {type(module).__name__} (instance norm expected)")
+
+
+def _teacher_layer(u: UnitSpec, conv: nn.Module, norm: nn.Module | None, spec: GeneratorSpec) -> Layer:
+    weight, bias = conv.weight.detach().clone().float(), conv.bias.detach().clone().float()
+    if spec.input_bgr and u is spec.stem[0]:
+        weight = weight.flip(1)  # take RGB, as every exported model does (docs/CONTRACTS.md)
+    if spec.input_bgr and u.act == "tanh":
+        weight, bias = weight.flip(0), bias.flip(0)  # and return RGB
+    kind = "convT" if u.kind == "up" else "conv"
+    return Layer(u.name, kind, weight, bias, u.stride, u.pad, u.pad_mode, u.act, _teacher_norm(norm))
+
+
+@torch.no_grad()
+def teacher_graph(teacher: nn.Module) -> ExportGraph:
+    """The teacher as it is (instance norms, ConvTranspose), RGB in and out, fp32 only."""
+    spec = teacher.spec()
+    modules = teacher.unit_modules()
+    layers = {u.name: _teacher_layer(u, *modules[u.name], spec) for u in spec.units()}
+    return _assemble(spec, layers)
+
+
+def channel_table(student: StudentGenerator, teacher_spec: GeneratorSpec | None = None) -> dict[str, list[int]]:
+    """{group name: [kept, original]} for the manifest; "original" is the teacher's width when given
+    (a student compacted during training has a narrower spec than the teacher)."""
+    widths = {u.name: u.out_ch for u in teacher_spec.units()} if teacher_spec else {}
+    if teacher_spec:
+        widths[TRUNK] = teacher_spec.stem[-1].out_ch
+    return {name: [int(student.alive_of(name).sum()), widths.get(name, g.size)]
+            for name, g in student.groups().items()}

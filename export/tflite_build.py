@@ -1,0 +1,131 @@
+"""ExportGraph -> TFLite flatbuffer, through a direct TensorFlow rebuild (NHWC) and TFLiteConverter.
+
+INT8: the graph carries `tf.quantization.fake_quant_with_min_max_args` at exactly the places the
+student fake-quantises (input, each unit's output, before tanh, after each residual add), with
+min/max = (qmin - zp) * scale, (qmax - zp) * scale, and per-channel symmetric narrow-range weight
+FakeQuant (scale max|w| / 127, the student's). The converter then takes the QAT grids as they
+are (no calibration data; `tests/export` checks the tensor quantisation parameters of the file).
+
+Layout notes: torch pixel_shuffle is CRD (channel c*4 + j), TF depth_to_space is DCR (j*C + c), so
+an "up" conv's output channels are permuted. The teacher's ConvTranspose(k3, s2, p1, op1) is a
+VALID conv2d_transpose (output 2H+1) cropped to rows/cols 1..2H. TensorFlow is imported lazily.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from compress.quant import WQMAX
+
+from .graph import ExportGraph, Layer, QParams
+
+IO_TYPES = ("int8", "uint8", "float")
+
+
+def _tf() -> Any:
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+    import tensorflow as tf
+
+    return tf
+
+
+def _dcr_order(out_ch: int) -> torch.Tensor:
+    """Permutation taking pixel_shuffle (CRD) channel order to depth_to_space (DCR) order."""
+    return torch.tensor([c * 4 + j for j in range(4) for c in range(out_ch)])
+
+
+class _Builder:
+    """Emits the TF ops of one ExportGraph (fake-quantised or fp32)."""
+
+    def __init__(self, graph: ExportGraph, quantise: bool) -> None:
+        self.tf = _tf()
+        self.graph = graph
+        self.quantise = quantise
+
+    def fq(self, x: Any, q: QParams | None) -> Any:
+        if not self.quantise or q is None:
+            return x
+        lo, hi = q.range
+        return self.tf.quantization.fake_quant_with_min_max_args(x, min=lo, max=hi, num_bits=8)
+
+    def weight(self, w: torch.Tensor) -> Any:
+        """torch [out, in, kh, kw] -> TF HWIO constant (per-channel FakeQuant when quantising)."""
+        tf = self.tf
+        hwio = tf.constant(w.permute(2, 3, 1, 0).contiguous().numpy())
+        if not self.quantise:
+            return hwio
+        m = np.maximum(w.abs().flatten(1).amax(1).numpy(), WQMAX * 1e-12).astype(np.float32)
+        return tf.quantization.fake_quant_with_min_max_vars_per_channel(hwio, -m, m, num_bits=8, narrow_range=True)
+
+    def conv(self, layer: Layer, x: Any) -> Any:
+        tf = self.tf
+        w, b = layer.weight, layer.bias
+        if layer.kind == "convT":
+            h, wd = int(x.shape[1]), int(x.shape[2])
+            filt = tf.constant(w.permute(2, 3, 1, 0).contiguous().numpy())  # [kh, kw, out, in]
+            y = tf.nn.conv2d_transpose(x, filt, [1, 2 * h + 1, 2 * wd + 1, layer.out_channels], 2, "VALID")
+            return y[:, 1:2 * h + 1, 1:2 * wd + 1, :] + b.numpy()
+        if layer.kind == "up":
+            perm = _dcr_order(layer.out_channels)
+            x = tf.pad(x, [[0, 0], [0, 1], [0, 1], [0, 0]])
+            return tf.nn.conv2d(x, self.weight(w[perm]), 1, "VALID") + b[perm].numpy()
+        p = layer.pad
+        if p and layer.pad_mode == "reflect":
+            x = tf.pad(x, [[0, 0], [p, p], [p, p], [0, 0]], mode="REFLECT")
+        elif p and not (layer.stride == 1 and w.shape[-1] == 2 * p + 1):
+            x = tf.pad(x, [[0, 0], [p, p], [p, p], [0, 0]])
+        else:
+            return tf.nn.conv2d(x, self.weight(w), layer.stride, "SAME" if p else "VALID") + b.numpy()
+        return tf.nn.conv2d(x, self.weight(w), layer.stride, "VALID") + b.numpy()
+
+    def layer(self, layer: Layer, x: Any) -> Any:
+        tf = self.tf
+        y = self.conv(layer, x)
+        if layer.norm is not None:
+            mean, var = tf.nn.moments(y, axes=[1, 2], keepdims=True)
+            y = (y - mean) * tf.math.rsqrt(var + layer.norm.eps) * layer.norm.gamma.numpy() + layer.norm.beta.numpy()
+        if layer.act == "relu":
+            y = tf.nn.relu(y)
+        elif layer.act == "tanh":
+            y = tf.math.tanh(self.fq(y, layer.pre_q))
+        y = self.fq(y, layer.out_q)
+        if layer.kind == "up":
+            y = tf.nn.depth_to_space(y, 2)
+        return y
+
+    def __call__(self, x: Any) -> Any:
+        g = self.graph
+        y = self.fq(x, g.input_q)
+        for layer in g.stem:
+            y = self.layer(layer, y)
+        for i, (a, b) in enumerate(g.blocks):
+            y = self.fq(y + self.layer(b, self.layer(a, y)), g.add_q[i] if g.add_q else None)
+        for layer in g.tail:
+            y = self.layer(layer, y)
+        return y
+
+
+def convert_tflite(graph: ExportGraph, size: int, int8: bool, io: str = "int8") -> bytes:
+    """Build and convert; `int8` gives full-integer INT8 with `io` ("int8" | "uint8" | "float") I/O."""
+    if io not in IO_TYPES:
+        raise ValueError(f"io must be one of {IO_TYPES}")
+    tf = _tf()
+    build = _Builder(graph, quantise=int8)
+    module = tf.Module()
+    module.fn = tf.function(lambda x: {"output": tf.identity(build(x), name="output")},
+                            input_signature=[tf.TensorSpec([1, size, size, 3], tf.float32, name="input")])
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([module.fn.get_concrete_function()], module)
+    if int8:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        if io != "float":
+            converter.inference_input_type = converter.inference_output_type = getattr(tf, io)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return converter.convert()

@@ -1,0 +1,184 @@
+"""Run every artifact on validation photos and compare with the torch student and the teacher.
+
+Validation photos: `--images DIR` (jpg/png/bmp/webp) or scikit-image's bundled sample photos,
+centre-cropped and resized exactly as the Android app does (`export.android_assets`).
+
+PSNR is computed in 8-bit pixel units ((y + 1) * 127.5, peak 255) from the mean squared error over
+all validation images, capped at 100 dB. An artifact is compared with its *reference*: the torch
+fake-quant student for INT8 artifacts, the fp32 masked student for fp32 student artifacts, the torch
+teacher for teacher artifacts. Tolerances (measured on tiny random students: INT8 TFLite / ONNX vs
+the fake-quant student 43-50 dB, which differs only by int32 bias rounding and fixed-point
+requantisation; fp32 artifacts match torch to ~3e-6 max abs, > 100 dB):
+  INT8 >= 30 dB, fp32 >= 45 dB.  Below that the export fails.
+Teacher artifacts are run on the first 2 photos only (time budget; they are an fp32 equivalence check).
+Structural checks: an INT8 TFLite has every op int8 (no float CONV_2D, no float op besides the
+I/O QUANTIZE/DEQUANTIZE) and no normalisation ops; an INT8 ONNX has every Conv on QDQ; a Core ML
+package has int8 conv weights, no instance norm and the expected I/O shapes. Every student
+artifact's MACs (counted from its own graph) must equal the student's, every teacher's the teacher's.
+Core ML cannot predict on Linux: its PSNR fields are null; a W8A8 package must have one int8
+`quantize` op per student activation quantiser.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .android_assets import center_crop_resize, pixel_to_real
+from .artifact_info import NORM_OPS, coreml_info, onnx_info, tflite_info, tflite_interpreter
+from .errors import ExportError
+from .formats import ArtifactSpec
+
+TOLERANCE_DB = {"int8": 30.0, "fp32": 45.0}
+TEACHER_IMAGES = 2  # teacher artifacts (an fp32 equivalence check, 6x the student's MACs) run on the first 2
+PSNR_CAP = 100.0
+SAMPLE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
+
+def load_images(size: int, images_dir: Path | None = None, limit: int = 8) -> torch.Tensor:
+    """Validation batch [N, 3, size, size] in [-1, 1] (the app's crop/resize and pixel mapping)."""
+    if images_dir is not None:
+        from PIL import Image
+
+        files = sorted(p for p in Path(images_dir).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:limit]
+        if not files:
+            raise ExportError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {images_dir}")
+        photos = [np.asarray(Image.open(p).convert("RGB")) for p in files]
+    else:
+        import skimage.data
+
+        photos = [getattr(skimage.data, name)() for name in SAMPLE_PHOTOS]
+    batch = np.stack([pixel_to_real(center_crop_resize(p, size, size)) for p in photos])
+    return torch.from_numpy(batch).permute(0, 3, 1, 2).float().contiguous()
+
+
+def psnr(a: torch.Tensor | np.ndarray, b: torch.Tensor | np.ndarray) -> float:
+    """PSNR (dB) of two [-1, 1] image batches in 8-bit pixel units, capped at 100."""
+    diff = (np.asarray(a, np.float64) - np.asarray(b, np.float64)) * 127.5
+    mse = float(np.mean(diff ** 2))
+    return PSNR_CAP if mse == 0 else min(PSNR_CAP, 10 * np.log10(255.0 ** 2 / mse))
+
+
+# ----- runners: NCHW float batch in [-1, 1] -> NCHW float batch -----
+def _quantize(x: np.ndarray, detail: dict) -> np.ndarray:
+    dtype = detail["dtype"]
+    if dtype == np.float32:
+        return x.astype(np.float32)
+    scale, zp = detail["quantization"]
+    info = np.iinfo(dtype)
+    return np.clip(np.rint(x / scale) + zp, info.min, info.max).astype(dtype)
+
+
+def _dequantize(y: np.ndarray, detail: dict) -> np.ndarray:
+    if detail["dtype"] == np.float32:
+        return y
+    scale, zp = detail["quantization"]
+    return (y.astype(np.float32) - zp) * scale
+
+
+def run_tflite(path: Path, x: torch.Tensor) -> np.ndarray:
+    it = tflite_interpreter(path)
+    i, o = it.get_input_details()[0], it.get_output_details()[0]
+    outs = []
+    for img in x.permute(0, 2, 3, 1).numpy():
+        it.set_tensor(i["index"], _quantize(img[None], i))
+        it.invoke()
+        outs.append(_dequantize(it.get_tensor(o["index"]), o)[0])
+    return np.stack(outs).transpose(0, 3, 1, 2)
+
+
+def run_onnx(path: Path, x: torch.Tensor) -> np.ndarray:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 2
+    opts.log_severity_level = 3
+    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    return np.concatenate([sess.run(None, {"input": img[None]})[0] for img in x.numpy()])
+
+
+def run_torchscript(path: Path, x: torch.Tensor) -> np.ndarray:
+    with torch.no_grad():
+        return torch.jit.load(str(path)).eval()(x).numpy()
+
+
+RUNNERS: dict[str, Callable[[Path, torch.Tensor], np.ndarray]] = {
+    "tflite": run_tflite, "onnx": run_onnx, "torchscript": run_torchscript}
+INFO = {"tflite": tflite_info, "onnx": onnx_info, "coreml": coreml_info}
+
+
+@dataclass
+class References:
+    """Torch outputs on the validation batch, and the MACs each role must have."""
+
+    images: torch.Tensor
+    outputs: dict[str, np.ndarray]  # student_fakequant, student_fp32, teacher_fp32
+    macs: dict[str, int]            # student, teacher
+    params: dict[str, int]          # student (slim), teacher
+    quantisers: int                 # activation quantisers of the student
+
+
+def reference_of(spec: ArtifactSpec) -> str:
+    if spec.role == "teacher":
+        return "teacher_fp32"
+    return "student_fp32" if spec.precision == "fp32" else "student_fakequant"
+
+
+def structural_checks(spec: ArtifactSpec, info: dict, size: int, quantisers: int) -> list[str]:
+    """Problems with an artifact's graph (empty when it is as the design requires)."""
+    problems = []
+    hist = info.get("op_histogram", {})
+    if spec.format == "tflite" and spec.precision == "int8":
+        float_convs = [k for k in hist if k.split("/")[0] in ("CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV")
+                       and not k.endswith("/int8")]
+        if float_convs or info["float_ops"]:
+            problems.append(f"float ops in the INT8 model: {', '.join(k for k in hist if 'float' in k)}")
+    if spec.format == "onnx" and spec.precision == "int8" and hist.get("Conv/float32"):
+        problems.append(f"{hist['Conv/float32']} Conv nodes are not on QDQ")
+    if spec.role == "student" and any(k.split("/")[0] in NORM_OPS for k in hist):
+        problems.append("normalisation ops in a student artifact (norms must be folded)")
+    if spec.format == "coreml" and set(info["weight_dtypes"]) != {"int8"}:
+        problems.append(f"Core ML conv weights are {info['weight_dtypes']}, expected int8")
+    if spec.precision == "w8a8" and hist.get("quantize") != quantisers:
+        problems.append(f"{hist.get('quantize', 0)} activation quantize ops, the student has {quantisers}")
+    for t in info["inputs"] + info["outputs"]:
+        want = [1, size, size, 3] if t["layout"] == "NHWC" else [1, 3, size, size]
+        if t["shape"] != want:
+            problems.append(f"{t['name']} has shape {t['shape']}, expected {want}")
+    return problems
+
+
+def validate_artifact(spec: ArtifactSpec, path: Path, refs: References, size: int) -> dict:
+    """Facts + PSNRs of one artifact; raises ExportError when it fails a check or drifts."""
+    if spec.format in INFO:
+        info = INFO[spec.format](path)
+    else:
+        info = {"op_histogram": {}, "float_ops": None, "macs": refs.macs[spec.role], "params": refs.params[spec.role],
+                "inputs": [{"name": "input", "shape": [1, 3, size, size], "dtype": "float32", "layout": "NCHW",
+                            "scale": None, "zero_point": None}],
+                "outputs": [{"name": "output", "shape": [1, 3, size, size], "dtype": "float32", "layout": "NCHW",
+                             "scale": None, "zero_point": None}]}
+    problems = structural_checks(spec, info, size, refs.quantisers)
+    if info["macs"] != refs.macs[spec.role]:
+        problems.append(f"graph MACs {info['macs']} != {spec.role} MACs {refs.macs[spec.role]}")
+    reference = reference_of(spec)
+    result = {**info, "reference": reference, "tolerance_db": TOLERANCE_DB.get(spec.precision),
+              "psnr_vs_reference": None, "psnr_vs_student_fakequant": None, "psnr_vs_teacher": None}
+    runner = RUNNERS.get(spec.format)
+    if runner is not None:
+        n = TEACHER_IMAGES if spec.role == "teacher" else len(refs.images)
+        out = runner(path, refs.images[:n])
+        result["validation_images"] = n
+        result["psnr_vs_reference"] = round(psnr(out, refs.outputs[reference][:n]), 3)
+        result["psnr_vs_student_fakequant"] = round(psnr(out, refs.outputs["student_fakequant"][:n]), 3)
+        result["psnr_vs_teacher"] = round(psnr(out, refs.outputs["teacher_fp32"][:n]), 3)
+        if result["psnr_vs_reference"] < TOLERANCE_DB[spec.precision]:
+            problems.append(f"PSNR vs {reference} {result['psnr_vs_reference']:.1f} dB "
+                            f"< {TOLERANCE_DB[spec.precision]:.0f} dB")
+    if problems:
+        raise ExportError(f"{spec.name} failed validation: {'; '.join(problems)}")
+    return result
