@@ -4,7 +4,7 @@ from __future__ import annotations
 import datetime as _dt
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +12,7 @@ import numpy as np
 
 from . import quality
 from .errors import BenchError
+from .instructions import RESULT_KEYS as INSTR_KEYS, InstrSettings, measure_instructions
 from .manifest import Artifact, load_manifest, select_artifacts
 from .stats import environment, sha256_file
 from .targets import LocalTarget, Settings, Skip, Target
@@ -62,6 +63,7 @@ def _entry(m: Measured, teacher_same: Measured | None, teacher_torch: Measured |
         "peak_rss_mb": m.result.get("peak_rss_mb"), "rss_before_load_mb": m.result.get("rss_before_load_mb"),
         "runtime_info": m.result.get("runtime_info", {}), "host": m.result.get("host"),
         "ratio_vs_teacher": None, "speedup_vs_teacher_same_runtime": None, "speedup_vs_teacher_torch": None,
+        **{k: m.result[k] for k in INSTR_KEYS if k in m.result},
     }
     if teacher_same is not None and teacher_same is not m:
         t50 = teacher_same.result["latency_ms"]["p50"]
@@ -106,9 +108,20 @@ def correctness(x86: np.ndarray, emulated: np.ndarray, entry: dict[str, Any]) ->
     return {"max_abs_diff_vs_x86": diff, "tolerance": tol, "pass": diff <= tol}
 
 
+def _count(art: Artifact, inputs: Path, work: Path, settings: Settings, instr: InstrSettings) -> dict[str, Any]:
+    """Instruction counts of one artifact on this machine (the ``--instructions`` fields)."""
+    return measure_instructions(Target.write_artifact_json(art, work), art.path, inputs, work, art.name, instr,
+                                settings.size)
+
+
 def run_bench(export_dir: Path, runtime: str, settings: Settings, target: Target, images_dir: Path | None = None,
-              max_images: int = 8, kid: bool = True, progress: bool = True) -> BenchRun:
-    """Verify the export, measure every selected artifact on ``target`` and assemble the JSON document."""
+              max_images: int = 8, kid: bool = True, progress: bool = True,
+              instructions: InstrSettings | None = None) -> BenchRun:
+    """Verify the export, measure every selected artifact on ``target`` and assemble the JSON document.
+
+    With ``instructions``, each measured artifact also gets its instructions per inference under
+    callgrind on this machine (runtime_bench.instructions).
+    """
     from tqdm import tqdm
 
     export_dir = Path(export_dir)
@@ -134,6 +147,8 @@ def run_bench(export_dir: Path, runtime: str, settings: Settings, target: Target
                 except Skip as why:
                     skipped.append({"name": art.name, "runtime": art.runtime, "reason": str(why)})
                     continue
+                if instructions is not None:
+                    result.update(_count(art, inputs, work, settings, instructions))
                 measured.append(Measured(art, result, outputs))
                 if not target.timings_meaningful and outputs is not None:
                     _, x86 = LocalTarget().measure(art, inputs, work, Settings(settings.threads, 0, 1, settings.size,
@@ -156,7 +171,8 @@ def run_bench(export_dir: Path, runtime: str, settings: Settings, target: Target
         "export_dir": str(export_dir), "manifest_sha256": sha256_file(export_dir / "manifest.json"),
         "target": target.name, "timings_meaningful": target.timings_meaningful,
         "settings": {"runtime": runtime, "threads": settings.threads, "warmup": settings.warmup,
-                     "runs": settings.runs, "image_size": list(size), "images": names},
+                     "runs": settings.runs, "image_size": list(size), "images": names,
+                     "instructions": None if instructions is None else asdict(instructions)},
         "environment": environment(settings.threads), "quality_reference": ref_label,
         "teacher": manifest.get("teacher"), "student": {k: v for k, v in (manifest.get("student") or {}).items()
                                                         if k != "channels"},

@@ -2,7 +2,9 @@
 
     gs-bench EXPORT_DIR [--runtime tflite|onnxruntime|torch|all] [--threads N] [--warmup K]
              [--runs N] [--json out.json] [--size HxW] [--images DIR] [--target ...]
+             [--instructions [--instr-runs N] [--instr-extra K] [--instr-threads T]]
     gs-bench compare BASELINE.json CURRENT.json [--threshold 10%] [--report report.md] [--absolute]
+             [--instr-threshold 2%] [--no-instructions]
 
 Exit codes: 0 success; 1 regression (compare) or a failed qemu correctness check; 2 bad input
 (missing/corrupt artifact, manifest mismatch, unknown runtime, unreachable target), reported as
@@ -89,6 +91,16 @@ def measure_parser() -> argparse.ArgumentParser:
                         "(default $GS_BENCH_QEMU_ROOTFS or ~/.cache/gs-mobile/qemu-aarch64-rootfs)")
     p.add_argument("--timeout", type=float, default=900.0, help="seconds allowed per artifact (default 900)")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no table")
+    g = p.add_argument_group("instruction counts (the CI gate; local target, needs valgrind)")
+    g.add_argument("--instructions", action="store_true",
+                   help="also record each artifact's instructions per inference under valgrind --tool=callgrind: "
+                        "(Ir(N+K invokes) - Ir(N invokes)) / K in two processes. Slow (20-100x native)")
+    g.add_argument("--instr-runs", type=_nonnegative, default=2, metavar="N",
+                   help="invokes in the shorter counted run (default 2: the first invokes carry one-time costs)")
+    g.add_argument("--instr-extra", type=_positive, default=2, metavar="K",
+                   help="extra invokes in the longer counted run (default 2)")
+    g.add_argument("--instr-threads", type=_positive, default=1, metavar="T",
+                   help="intra-op threads while counting (default 1, deterministic)")
     return p
 
 
@@ -106,6 +118,12 @@ def compare_parser() -> argparse.ArgumentParser:
     p.add_argument("--report", type=Path, default=None, metavar="REPORT.md",
                    help="write the Markdown report here (it is always printed)")
     p.add_argument("--absolute", action="store_true", help="judge absolute p50 milliseconds instead of ratios")
+    p.add_argument("--instr-threshold", default="2%",
+                   help="relative growth of instructions per inference that counts as a regression "
+                        "(default 2%%). When both runs have instruction counts (gs-bench --instructions) "
+                        "they are the gate and the wall-time tables are information only")
+    p.add_argument("--no-instructions", action="store_true",
+                   help="gate on wall time even when both runs have instruction counts")
     return p
 
 
@@ -116,7 +134,8 @@ def cmd_compare(argv: Sequence[str]) -> int:
     args = compare_parser().parse_args(argv)
     threshold = parse_threshold(args.threshold)
     base, cur = load_bench(args.baseline), load_bench(args.current)
-    result = compare(base, cur, threshold, args.absolute)
+    result = compare(base, cur, threshold, args.absolute, instructions=not args.no_instructions,
+                     instr_threshold=parse_threshold(args.instr_threshold))
     md = to_markdown(result, str(args.baseline), str(args.current))
     print(md)
     if args.report:
@@ -126,6 +145,7 @@ def cmd_compare(argv: Sequence[str]) -> int:
 
 def cmd_measure(argv: Sequence[str]) -> int:
     from .bench import run_bench
+    from .instructions import InstrSettings, valgrind_version
     from .report import bar_chart, image_grid, table, write_json_atomic
     from .targets import Settings, make_target
 
@@ -133,13 +153,23 @@ def cmd_measure(argv: Sequence[str]) -> int:
     json_path = args.json or args.export_dir / "bench" / "bench.json"
     out_dir = args.out_dir or json_path.parent
     target = make_target(args.target, args.benchmark_binary, args.qemu_rootfs)
+    if args.instructions and target.name != "local":
+        raise BenchError("--instructions counts on this machine; use it with --target local")
+    if args.instructions and valgrind_version() is None:
+        raise BenchError("--instructions needs valgrind on PATH (apt-get install valgrind)")
+    instr = (InstrSettings(args.instr_runs, args.instr_extra, args.instr_threads, args.timeout)
+             if args.instructions else None)
     settings = Settings(threads=args.threads, warmup=args.warmup, runs=args.runs, size=args.size,
                         timeout_s=args.timeout)
     run = run_bench(args.export_dir, args.runtime, settings, target, args.images, args.max_images,
-                    kid=not args.no_kid, progress=not args.quiet)
+                    kid=not args.no_kid, progress=not args.quiet, instructions=instr)
     results = run.doc["results"]
     if not args.quiet:
         print(table(results))
+        for r in results:
+            if "instructions_per_inference" in r:
+                print(f"instructions per inference {r['name']} [{r['runtime']}]: "
+                      f"{r['instructions_per_inference']:,.0f}")
         for s in run.doc["skipped"]:
             print(f"skipped {s['name']}: {s['reason']}")
     stem = json_path.stem

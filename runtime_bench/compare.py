@@ -5,19 +5,26 @@ same run; machine speed and load largely cancel in it. ``absolute=True`` judges 
 A row regresses when its metric grew by more than the threshold AND by more than the combined
 noise band of the two runs (stats.noise_band). Teacher rows are the reference of the ratio and
 are judged only in absolute mode.
+
+Instruction gate: when both runs carry ``instructions_per_inference`` (``gs-bench --instructions``,
+counted under callgrind, independent of machine load), every row with a count in both runs is
+judged on it against ``instr_threshold`` (default 2 %), teacher rows included, and only those
+verdicts decide the exit code; the wall-time verdicts are still computed and reported, as
+information. Without counts in both runs the wall-time gate above applies unchanged.
 """
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from .errors import BenchError
 from .stats import ratio_noise
 
 BENCH_FORMAT = "gs-mobile/bench"
 _ENV_KEYS = ("cpu_model", "machine", "threads", "usable_cores")
+INSTR_KEY = "instructions_per_inference"
 
 
 def load_bench(path: Path) -> dict[str, Any]:
@@ -69,6 +76,10 @@ class Row:
     delta: float | None = None
     noise: float | None = None
     verdict: str = "ok"
+    base_instr: float | None = None
+    cur_instr: float | None = None
+    instr_delta: float | None = None
+    instr_verdict: str = "n/a"
 
 
 @dataclass
@@ -77,9 +88,19 @@ class Comparison:
     notes: list[str] = field(default_factory=list)
     threshold: float = 0.1
     absolute: bool = False
+    instr_gate: bool = False
+    instr_threshold: float = 0.02
 
     @property
     def regressions(self) -> list[Row]:
+        """The rows that fail the gate: on instructions when both runs have them, else on wall time."""
+        if self.instr_gate:
+            return [r for r in self.rows if r.instr_verdict == "regression"]
+        return self.time_regressions
+
+    @property
+    def time_regressions(self) -> list[Row]:
+        """Rows whose wall-time metric regressed (information only under the instruction gate)."""
         return [r for r in self.rows if r.verdict == "regression"]
 
 
@@ -114,9 +135,38 @@ def metric(doc: dict[str, Any], r: dict[str, Any], absolute: bool) -> Metric | N
     return Metric(_p50(r) / _p50(t), ratio_noise(_noise(r), _noise(t)), "ratio")
 
 
-def compare(base: dict[str, Any], cur: dict[str, Any], threshold: float = 0.1, absolute: bool = False) -> Comparison:
-    """Judge every (model, runtime) present in both runs."""
-    out = Comparison(threshold=threshold, absolute=absolute)
+def has_instructions(doc: dict[str, Any]) -> bool:
+    """Whether any result of a bench document carries an instruction count."""
+    return any(r.get(INSTR_KEY) for r in doc["results"])
+
+
+def _verdict(delta: float, threshold: float) -> str:
+    if abs(delta) <= threshold:
+        return "ok"
+    return "regression" if delta > 0 else "improved"
+
+
+def _judge_instructions(row: Row, b: dict[str, Any], c: dict[str, Any], threshold: float) -> str | None:
+    """Set the instruction verdict of ``row``; return a note when the row cannot be judged fairly."""
+    label = f"{row.name} [{row.runtime}]"
+    if not b.get(INSTR_KEY) or not c.get(INSTR_KEY):
+        return f"{label}: no instruction count in both runs; not gated"
+    row.base_instr, row.cur_instr = float(b[INSTR_KEY]), float(c[INSTR_KEY])
+    row.instr_delta = row.cur_instr / row.base_instr - 1.0
+    row.instr_verdict = _verdict(row.instr_delta, threshold)
+    bm, cm = b.get("instructions") or {}, c.get("instructions") or {}
+    diffs = [f"{k}: {bm.get(k)!r} -> {cm.get(k)!r}" for k in ("valgrind", "threads") if bm.get(k) != cm.get(k)]
+    bv, cv = (b.get("runtime_info") or {}).get("version"), (c.get("runtime_info") or {}).get("version")
+    if bv != cv:
+        diffs.append(f"{row.runtime} version: {bv!r} -> {cv!r}")
+    return f"{label}: instructions counted differently ({'; '.join(diffs)})" if diffs else None
+
+
+def compare(base: dict[str, Any], cur: dict[str, Any], threshold: float = 0.1, absolute: bool = False,
+            instructions: bool = True, instr_threshold: float = 0.02) -> Comparison:
+    """Judge every (model, runtime) present in both runs (on instructions too when both have counts)."""
+    out = Comparison(threshold=threshold, absolute=absolute, instr_threshold=instr_threshold,
+                     instr_gate=instructions and has_instructions(base) and has_instructions(cur))
     bi, ci = _index(base), _index(cur)
     for key in sorted(set(bi) | set(ci)):
         b, c = bi.get(key), ci.get(key)
@@ -141,6 +191,8 @@ def compare(base: dict[str, Any], cur: dict[str, Any], threshold: float = 0.1, a
             row.verdict = ("regression" if row.delta > 0 else "improved") if beyond else "ok"
             if mc.kind == "ms" and not absolute:
                 out.notes.append(f"{key[0]} [{key[1]}]: no teacher in this runtime, judged in absolute ms")
+        if out.instr_gate and (note := _judge_instructions(row, b, c, instr_threshold)):
+            out.notes.append(note)
     be, ce = base.get("environment", {}), cur.get("environment", {})
     diffs = [f"{k}: {be.get(k)!r} -> {ce.get(k)!r}" for k in _ENV_KEYS if be.get(k) != ce.get(k)]
     if diffs:
@@ -162,33 +214,66 @@ def _num(v: float) -> str:
     return f"{v:.1f}" if abs(v) >= 10 else f"{v:.3g}"
 
 
-def _cell(cur: float | None, base: float | None, unit: str, threshold: float) -> str:
+def _count(v: float) -> str:
+    """1,234,567: instruction counts with thousands separators."""
+    return f"{v:,.0f}"
+
+
+def _cell(cur: float | None, base: float | None, unit: str, threshold: float,
+          fmt: Callable[[float], str] = _num) -> str:
     if cur is None or base is None:
         return "-"
     delta = cur / base - 1.0 if base else None
     d = f", {delta:+.1%}" if delta is not None else ""
-    return f"{_num(cur)}{unit} (vs {_num(base)}{d}){_arrow(delta, threshold)}"
+    return f"{fmt(cur)}{unit} (vs {fmt(base)}{d}){_arrow(delta, threshold)}"
 
 
 _BADGE = {"regression": "❌ regression", "improved": "✅ faster", "ok": "ok", "reference": "reference",
           "n/a": "n/a"}
+_INSTR_BADGE = {**_BADGE, "improved": "✅ fewer"}
+_INFO_BADGE = {**_BADGE, "regression": "⚠️ slower (info)"}
+
+
+def _summary(cmp: Comparison) -> list[str]:
+    """The verdict line(s) at the top of the report: what was gated and on which metric."""
+    verdict = (f"**{len(cmp.regressions)} regression(s)**" if cmp.regressions else "**no regression**")
+    mode = "absolute p50 latency" if cmp.absolute else "student/teacher p50 ratio within each run"
+    if not cmp.instr_gate:
+        return [f"{verdict} (judged on {mode}; threshold {cmp.threshold:.0%} and beyond the noise band of both runs)."]
+    return [f"{verdict} (judged on instructions per inference under callgrind; threshold {cmp.instr_threshold:.0%}).",
+            f"The wall-time tables are information only ({len(cmp.time_regressions)} row(s) beyond "
+            f"{cmp.threshold:.0%} on {mode}); they do not affect the exit code."]
+
+
+def _instruction_table(cmp: Comparison) -> list[str]:
+    """The gated table: instructions per inference per (model, runtime)."""
+    lines = ["## Instructions per inference (gate)", "", "| model | runtime | instructions / inference | verdict |",
+             "|---|---|---|---|"]
+    for r in cmp.rows:
+        lines.append(f"| {r.name} | {r.runtime} | "
+                     f"{_cell(r.cur_instr, r.base_instr, '', cmp.instr_threshold, _count)} | {_INSTR_BADGE[r.instr_verdict]} |")
+    return lines + [""]
 
 
 def to_markdown(cmp: Comparison, base_label: str = "baseline", cur_label: str = "current") -> str:
-    """Markdown report: one table per runtime, a row per model, cells like ``12.4 ms (vs 11.9, +4.2%) ↑``."""
-    mode = "absolute p50 latency" if cmp.absolute else "student/teacher p50 ratio within each run"
-    verdict = (f"**{len(cmp.regressions)} regression(s)**" if cmp.regressions else "**no regression**")
-    lines = [f"# gs-bench: {cur_label} vs {base_label}", "",
-             f"{verdict} (judged on {mode}; threshold {cmp.threshold:.0%} and beyond the noise band of both runs).",
+    """Markdown report: one table per runtime, a row per model, cells like ``12.4 ms (vs 11.9, +4.2%) ↑``.
+
+    Under the instruction gate a table of instructions per inference comes first and the
+    wall-time tables are labelled as information.
+    """
+    lines = [f"# gs-bench: {cur_label} vs {base_label}", "", *_summary(cmp),
              "↑ slower, ↓ faster, → within a quarter of the threshold.", ""]
+    if cmp.instr_gate:
+        lines += _instruction_table(cmp)
+    info = " (wall time, information only)" if cmp.instr_gate else ""
     for runtime in sorted({r.runtime for r in cmp.rows}):
-        lines += [f"## {runtime}", "", "| model | p50 latency | student/teacher | noise band | verdict |",
+        lines += [f"## {runtime}{info}", "", "| model | p50 latency | student/teacher | noise band | verdict |",
                   "|---|---|---|---|---|"]
         for r in (r for r in cmp.rows if r.runtime == runtime):
             noise = "-" if r.noise is None else f"±{r.noise:.1%}"
             lines.append(f"| {r.name} | {_cell(r.cur_ms, r.base_ms, ' ms', cmp.threshold)} | "
                          f"{_cell(r.cur_ratio, r.base_ratio, '', cmp.threshold)} | {noise} | "
-                         f"{_BADGE[r.verdict]}{' (' + r.judged + ')' if r.judged != '-' else ''} |")
+                         f"{(_INFO_BADGE if cmp.instr_gate else _BADGE)[r.verdict]}{' (' + r.judged + ')' if r.judged != '-' else ''} |")
         lines.append("")
     if cmp.notes:
         lines += ["## Notes", ""] + [f"- {n}" for n in cmp.notes] + [""]
