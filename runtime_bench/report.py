@@ -111,24 +111,11 @@ def bar_chart(results: Sequence[dict[str, Any]], path: Path, title: str = "gs-be
 
 def image_grid(inputs: np.ndarray, columns: dict[str, np.ndarray], path: Path, max_rows: int = 4) -> Path:
     """PNG grid: one row per image, columns input | each output set (float NCHW in [-1, 1])."""
-    from .quality import to_pixels
+    import torch
 
-    plt = _plt()
-    n = min(len(inputs), max_rows)
+    from compress.evaluate import save_grid
+
     cols = {"input": inputs, **columns}
-    fig, axes = plt.subplots(n, len(cols), figsize=(2.2 * len(cols), 2.2 * n), squeeze=False)
-    for j, (label, arr) in enumerate(cols.items()):
-        px = to_pixels(arr[:n])
-        for i in range(n):
-            ax = axes[i][j]
-            ax.imshow(px[i])
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if i == 0:
-                ax.set_title(label, fontsize=7)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return save_grid(Path(path), {k: torch.from_numpy(np.asarray(v, dtype=np.float32)) for k, v in cols.items()},
+                     max_rows=max_rows)

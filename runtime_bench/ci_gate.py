@@ -1,0 +1,74 @@
+"""The CI latency gate for the default pipeline: export the committed student, benchmark, compare.
+
+    python -m runtime_bench.ci_gate                 # benchmark + compare with the committed baseline
+    python -m runtime_bench.ci_gate --update        # re-measure and overwrite the committed baseline
+
+The committed student (`baselines/default_student.pt`, the quick preset's result on the default
+teacher) is exported to TFLite at 128x128, benchmarked with LiteRT (2 threads) and counted under
+callgrind (instructions per inference, deterministic on the same binary). `gs-bench compare` gates
+on the instruction counts and reports the wall-time ratios student/teacher as information. The
+Markdown report is written to `ci-artifacts/bench_report.md` (a CI artifact file).
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+BASELINES = Path(__file__).resolve().parent / "baselines"
+STUDENT = BASELINES / "default_student.pt"
+BASELINE_JSON = BASELINES / "default_x86_128px.json"
+SIZE = 128
+
+
+def measure(student: Path, work: Path, runs: int = 10) -> Path:
+    """Export `student` (TFLite, SIZE px) and benchmark it with instruction counts; returns bench.json."""
+    from export.cli import main as export_main
+
+    from .cli import main as bench_main
+
+    export_dir = work / "export"
+    if export_main([str(student), "--format", "tflite", "--size", str(SIZE), "--out", str(export_dir), "--quiet"]):
+        raise SystemExit("ci-gate: gs-export failed")
+    out = work / "bench.json"
+    if bench_main([str(export_dir), "--runtime", "tflite", "--threads", "2", "--runs", str(runs), "--no-kid",
+                   "--instructions", "--quiet", "--json", str(out)]):
+        raise SystemExit("ci-gate: gs-bench failed")
+    return out
+
+
+def gate(report_dir: Path, baseline: Path = BASELINE_JSON, student: Path = STUDENT) -> int:
+    """Measure now and compare with the baseline; 0 = no regression, 1 = regression."""
+    from .cli import main as bench_main
+
+    report_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="gs-ci-gate-") as tmp:
+        current = measure(student, Path(tmp))
+        shutil.copy(current, report_dir / "bench_current.json")
+    return bench_main(["compare", str(baseline), str(report_dir / "bench_current.json"),
+                       "--report", str(report_dir / "bench_report.md")])
+
+
+def update(student: Path = STUDENT, baseline: Path = BASELINE_JSON) -> Path:
+    with tempfile.TemporaryDirectory(prefix="gs-ci-gate-") as tmp:
+        shutil.copy(measure(student, Path(tmp)), baseline)
+    return baseline
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m runtime_bench.ci_gate", description=__doc__.split("\n\n")[0])
+    p.add_argument("--update", action="store_true", help="re-measure and overwrite the committed baseline")
+    p.add_argument("--report-dir", type=Path, default=Path("ci-artifacts"))
+    a = p.parse_args(argv)
+    if a.update:
+        print(f"baseline written: {update()}")
+        return 0
+    rc = gate(a.report_dir)
+    print(f"latency report: {a.report_dir / 'bench_report.md'} ({'regression' if rc else 'no regression'})")
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,23 @@
+"""CI step: the committed default student is benchmarked and compared with the committed baseline."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from runtime_bench import ci_gate
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_default_student_has_no_regression_against_the_committed_baseline() -> None:
+    assert ci_gate.STUDENT.is_file() and ci_gate.BASELINE_JSON.is_file(), "baseline files must be committed"
+    baseline = json.loads(ci_gate.BASELINE_JSON.read_text())
+    assert any(r.get("instructions_per_inference") for r in baseline["results"]), "baseline lacks instruction counts"
+    report_dir = ROOT / "ci-artifacts"
+    rc = ci_gate.gate(report_dir)
+    report = (report_dir / "bench_report.md").read_text()
+    assert "student_int8_tflite" in report
+    assert rc == 0, report
