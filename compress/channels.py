@@ -70,30 +70,52 @@ def initial_reference(student: StudentGenerator) -> dict[str, float]:
     return {name: float(student.scale_of(name).detach().abs().mean()) for name in student.groups()}
 
 
+def _params_cost_per_channel(student: StudentGenerator) -> dict[str, float]:
+    """Slim parameters one channel of each group costs (weights it produces and reads, its biases)."""
+    base = student.slim_params()
+    costs = {}
+    for name in student.groups():
+        alive = student.alive_of(name)
+        idx = alive.nonzero().flatten()
+        if len(idx) <= 1:
+            costs[name] = 0.0
+            continue
+        alive[idx[0]] = 0
+        costs[name] = float(base - student.slim_params())
+        alive[idx[0]] = 1
+    return costs
+
+
 @torch.no_grad()
 def prune_to_budget(student: StudentGenerator, target_macs: float, reference: dict[str, float],
-                    height: int, width: int) -> int:
-    """Kill the least important channels (global ranking) until MACs <= target; returns #pruned.
+                    height: int, width: int, target_params: float | None = None) -> int:
+    """Kill the least important channels (global ranking) until MACs <= target (and params <= target).
 
-    Per-channel MAC costs shrink as neighbouring groups shrink, so the estimate is refreshed in
-    rounds until the exact count meets the budget (or every group is at its minimum).
+    Per-channel costs shrink as neighbouring groups shrink, so the estimates are refreshed in
+    rounds until the exact counts meet the budgets (or every group is at its minimum).
+    Returns the number of channels pruned.
     """
+    def over(macs: float, params: float) -> bool:
+        return macs > target_macs or (target_params is not None and params > target_params)
+
     pruned = 0
-    while (macs := student.macs(height, width)) > target_macs:
+    while over(macs := student.macs(height, width), params := student.slim_params()):
         scores = channel_scores(student, reference)
-        costs = mac_cost_per_channel(student, height, width)
+        mac_cost = mac_cost_per_channel(student, height, width)
+        param_cost = _params_cost_per_channel(student)
         candidates = sorted((float(scores[g][c]), g, c)
                             for g in scores for c in student.alive_of(g).nonzero().flatten().tolist())
         before = pruned
         for _score, group, c in candidates:
-            if macs <= target_macs or pruned - before >= 64:
+            if not over(macs, params) or pruned - before >= 64:
                 break
             alive = student.alive_of(group)
             if int(alive.sum()) <= MIN_CHANNELS:
                 continue
             alive[c] = 0
             student.scale_of(group)[c] = 0
-            macs -= costs[group]
+            macs -= mac_cost[group]
+            params -= param_cost[group]
             pruned += 1
         if pruned == before:
             break

@@ -32,6 +32,9 @@ class TrainConfig:
     rho: float = 0.01            # L1 weight of the channel scales (proximal step)
     target_macs: float | None = None   # absolute MACs at eval_size; None -> target_ratio * teacher
     target_ratio: float | None = 1 / 9
+    # parameter budget (fraction of the teacher's): 1/12 keeps the INT8 .tflite under 1/40 of the
+    # teacher's fp32 checkpoint (int8 weights + int32 biases + flatbuffer overhead)
+    target_params_ratio: float | None = 1 / 12
     prune_start: float = 0.0     # fraction of steps: MAC budget decays cubically from here ...
     prune_end: float = 0.15      # ... to the target here (early: the compact student trains fast)
     qat: bool = True

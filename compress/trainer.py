@@ -237,6 +237,9 @@ class Trainer:
         # the uncompressed student (sub-pixel form) at eval size: where the MAC budget starts
         self.full_student_macs = StudentGenerator(self.teacher.model.spec()).macs(cfg.eval_size, cfg.eval_size)
         self.target = cfg.target_macs or (cfg.target_ratio * self.teacher_macs if cfg.target_ratio else None)
+        self.target_params = (cfg.target_params_ratio * self.teacher_params
+                              if cfg.target_params_ratio and self.target is not None else None)
+        self.full_student_params = StudentGenerator(self.teacher.model.spec()).slim_params()
         self.objective = GSObjective(FeatureDistance(self.teacher.model.encoder()) if cfg.w_feat > 0 else None,
                                      cfg.beta, cfg.w_feat, cfg.lambda_gan if cfg.gan else 0.0).to(self.device)
         if self.resume and self.ckpt_path.is_file():
@@ -311,7 +314,9 @@ class Trainer:
             return
         size = cfg.eval_size
         budget = channels.budget_schedule(step, start, end, self.full_student_macs, self.target)
-        channels.prune_to_budget(st.student, budget, st.reference, size, size)
+        params_budget = None if self.target_params is None else channels.budget_schedule(
+            step, start, end, self.full_student_params, self.target_params)
+        channels.prune_to_budget(st.student, budget, st.reference, size, size, params_budget)
         live = st.student.macs(size, size)
         allocated = self.allocated_macs()
         if live < 0.8 * allocated or (step == end and live < allocated):

@@ -117,3 +117,11 @@ def test_checkpoint_roundtrip_and_errors(tmp_path: Path) -> None:
     path.write_bytes(path.read_bytes()[:100])
     with pytest.raises(CheckpointError, match="cannot read"):
         load_student(path)
+
+
+def test_prune_to_budget_honours_a_parameter_budget_too() -> None:
+    student = make_tiny_student("cyclegan", prune=0.0)
+    full_macs, full_params = student.macs(32, 32), student.slim_params()
+    channels.prune_to_budget(student, full_macs, channels.initial_reference(student), 32, 32,
+                             target_params=full_params / 4)
+    assert student.slim_params() <= full_params / 4
