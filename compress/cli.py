@@ -14,7 +14,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from .config import PRESETS, make_config, parse_macs
+from .config import PRESETS, make_config, parse_macs, parse_params
 from .errors import GsError
 
 
@@ -36,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--target-macs", type=parse_macs, metavar="MACS",
                         help="MAC budget of the student at the eval size, e.g. 2.5G (G = 2**30) or 800M")
+    p.add_argument("--target-params", type=parse_params, metavar="N",
+                   help="parameter budget, e.g. 1.2M (default: 1/12 of the teacher when a MAC budget is set)")
     budget.add_argument("--rho", type=float, help="pure GS: no MAC budget, L1 weight of the channel scales only")
     p.add_argument("--steps", type=int, help="training steps (preset default otherwise)")
     p.add_argument("--batch", type=int, help="batch size per process")
@@ -60,6 +62,8 @@ def config_from_args(a: argparse.Namespace):  # noqa: ANN201 - TrainConfig
                      device=a.device, threads=a.threads)
     if a.target_macs is not None:
         overrides.update(target_macs=a.target_macs)
+    if a.target_params is not None:
+        overrides.update(target_params=a.target_params)
     if a.rho is not None:
         overrides.update(rho=a.rho)
     cfg = make_config(a.preset, **overrides)

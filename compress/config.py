@@ -35,6 +35,7 @@ class TrainConfig:
     # parameter budget (fraction of the teacher's): 1/12 keeps the INT8 .tflite under 1/40 of the
     # teacher's fp32 checkpoint (int8 weights + int32 biases + flatbuffer overhead)
     target_params_ratio: float | None = 1 / 12
+    target_params: float | None = None  # absolute parameter budget; overrides target_params_ratio
     prune_start: float = 0.0     # fraction of steps: MAC budget decays cubically from here ...
     prune_end: float = 0.15      # ... to the target here (early: the compact student trains fast)
     qat: bool = True
@@ -82,12 +83,18 @@ def make_config(preset: str, **overrides: object) -> TrainConfig:
 
 def parse_macs(text: str) -> float:
     """'2.5G' -> 2.5 * 2**30 (the paper's G); '800M' -> 800e6; plain numbers are MACs."""
+    return _parse_count(text, "MAC budget", "2.5G or 800M", giga=G)
+
+
+def parse_params(text: str) -> float:
+    """'1.2M' -> 1.2e6; '900K' -> 9e5; plain numbers are parameters."""
+    return _parse_count(text, "parameter budget", "1.2M or 900K", giga=1e9)
+
+
+def _parse_count(text: str, what: str, example: str, giga: float) -> float:
     t = text.strip().upper()
+    units = {"G": giga, "M": 1e6, "K": 1e3}
     try:
-        if t.endswith("G"):
-            return float(t[:-1]) * G
-        if t.endswith("M"):
-            return float(t[:-1]) * 1e6
-        return float(t)
+        return float(t[:-1]) * units[t[-1]] if t and t[-1] in units else float(t)
     except ValueError:
-        raise ValueError(f"cannot read a MAC budget from '{text}' (use e.g. 2.5G or 800M)") from None
+        raise ValueError(f"cannot read a {what} from '{text}' (use e.g. {example})") from None

@@ -237,8 +237,8 @@ class Trainer:
         # the uncompressed student (sub-pixel form) at eval size: where the MAC budget starts
         self.full_student_macs = StudentGenerator(self.teacher.model.spec()).macs(cfg.eval_size, cfg.eval_size)
         self.target = cfg.target_macs or (cfg.target_ratio * self.teacher_macs if cfg.target_ratio else None)
-        self.target_params = (cfg.target_params_ratio * self.teacher_params
-                              if cfg.target_params_ratio and self.target is not None else None)
+        self.target_params = cfg.target_params or (cfg.target_params_ratio * self.teacher_params
+                                                   if cfg.target_params_ratio and self.target is not None else None)
         self.full_student_params = StudentGenerator(self.teacher.model.spec()).slim_params()
         self.objective = GSObjective(FeatureDistance(self.teacher.model.encoder()) if cfg.w_feat > 0 else None,
                                      cfg.beta, cfg.w_feat, cfg.lambda_gan if cfg.gan else 0.0).to(self.device)

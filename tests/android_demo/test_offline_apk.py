@@ -1,4 +1,4 @@
-"""Offline build check: a signed APK from the app's real sources with a real int8 model inside.
+"""Offline build check: a signed APK from the app's real sources with the real INT8 student inside.
 
 Marked `android` (slow, ~40 s; needs the Debian Android tools and, once, the bullseye
 android-23/dx packages: tools/build_offline.sh exits 77 and the test is SKIPPED with the
@@ -26,10 +26,21 @@ def run(*cmd: str, timeout: int = 120) -> str:
 
 
 @pytest.fixture(scope="module")
-def built_apk(tiny_export, tmp_path_factory, app_copy_factory) -> tuple[Path, dict]:
-    """Install the tiny export into a copy of the app and build it offline."""
+def student_export(tmp_path_factory) -> dict:
+    """The real default student (committed quick-preset result) exported by gs-export at 256x256."""
+    from export.cli import main as export_main
+    from runtime_bench.ci_gate import STUDENT
+
+    out = tmp_path_factory.mktemp("student_export")
+    assert export_main([str(STUDENT), "--format", "tflite", "--size", "256", "--out", str(out), "--quiet"]) == 0
+    return {"dir": out, "blob": (out / "student_int8.tflite").read_bytes()}
+
+
+@pytest.fixture(scope="module")
+def built_apk(student_export, tmp_path_factory, app_copy_factory) -> tuple[Path, dict]:
+    """Install the real student export into a copy of the app and build it offline."""
     app = app_copy_factory(tmp_path_factory.mktemp("app"))
-    install_into_app(tiny_export["dir"], app)
+    install_into_app(student_export["dir"], app)
     out = app / "build" / "offline"
     proc = subprocess.run(["bash", str(app / "tools" / "build_offline.sh"), str(app), str(out)],
                           capture_output=True, text=True, timeout=900, env=os.environ.copy())
@@ -38,7 +49,7 @@ def built_apk(tiny_export, tmp_path_factory, app_copy_factory) -> tuple[Path, di
     assert proc.returncode == 0, f"build_offline.sh failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
     apk = Path(proc.stdout.strip().splitlines()[-1])
     assert apk.is_file()
-    return apk, tiny_export
+    return apk, student_export
 
 
 def test_apk_signature_verifies(built_apk):
