@@ -147,7 +147,7 @@ def run_bench(export_dir: Path, runtime: str, settings: Settings, target: Target
                 except Skip as why:
                     skipped.append({"name": art.name, "runtime": art.runtime, "reason": str(why)})
                     continue
-                if instructions is not None:
+                if instructions is not None and art.role in instructions.roles:
                     result.update(_count(art, inputs, work, settings, instructions))
                 measured.append(Measured(art, result, outputs))
                 if not target.timings_meaningful and outputs is not None:

@@ -101,6 +101,9 @@ def measure_parser() -> argparse.ArgumentParser:
                    help="extra invokes in the longer counted run (default 2)")
     g.add_argument("--instr-threads", type=_positive, default=1, metavar="T",
                    help="intra-op threads while counting (default 1, deterministic)")
+    g.add_argument("--instr-roles", default="student,teacher", metavar="ROLES",
+                   help="count only artifacts of these roles (default student,teacher; 'student' skips the "
+                        "slow fp32 teacher under valgrind)")
     return p
 
 
@@ -157,7 +160,8 @@ def cmd_measure(argv: Sequence[str]) -> int:
         raise BenchError("--instructions counts on this machine; use it with --target local")
     if args.instructions and valgrind_version() is None:
         raise BenchError("--instructions needs valgrind on PATH (apt-get install valgrind)")
-    instr = (InstrSettings(args.instr_runs, args.instr_extra, args.instr_threads, args.timeout)
+    instr = (InstrSettings(args.instr_runs, args.instr_extra, args.instr_threads, args.timeout,
+                           tuple(r.strip() for r in args.instr_roles.split(",") if r.strip()))
              if args.instructions else None)
     settings = Settings(threads=args.threads, warmup=args.warmup, runs=args.runs, size=args.size,
                         timeout_s=args.timeout)

@@ -53,6 +53,7 @@ class InstrSettings:
     extra: int = 2
     threads: int = 1
     timeout_s: float = 3600.0
+    roles: tuple[str, ...] = ("student", "teacher")  # which artifacts are counted
 
 
 def valgrind_version() -> str | None:
@@ -167,14 +168,11 @@ def invoke_loop(artifact: dict[str, Any], model: Path, images: np.ndarray, invok
 
 
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m runtime_bench.instructions", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--artifact-json", type=Path, required=True, help="the artifact's manifest entry")
-    p.add_argument("--model", type=Path, required=True, help="the artifact file")
-    p.add_argument("--inputs", type=Path, required=True, help=".npy float32 NCHW images in [-1, 1]")
+    from .remote_runner import worker_parser
+
+    p = worker_parser("python -m runtime_bench.instructions", threads=1)
+    p.description = __doc__
     p.add_argument("--invokes", type=int, required=True)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--size", type=int, nargs=2, default=None, metavar=("H", "W"))
     return p.parse_args(argv)
 
 

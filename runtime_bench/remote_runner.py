@@ -47,17 +47,22 @@ def measure(artifact: dict[str, Any], model: Path, images: np.ndarray, threads: 
     return result, outputs.astype(np.float32)
 
 
-def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m runtime_bench.remote_runner", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def worker_parser(prog: str, threads: int) -> argparse.ArgumentParser:
+    """The arguments every per-artifact worker process takes (this runner, the instruction counter)."""
+    p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--artifact-json", type=Path, required=True, help="the artifact's manifest entry")
     p.add_argument("--model", type=Path, required=True, help="the artifact file")
     p.add_argument("--inputs", type=Path, required=True, help=".npy float32 NCHW images in [-1, 1]")
+    p.add_argument("--threads", type=int, default=threads)
+    p.add_argument("--size", type=int, nargs=2, default=None, metavar=("H", "W"))
+    return p
+
+
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = worker_parser("python -m runtime_bench.remote_runner", threads=2)
     p.add_argument("--out-dir", type=Path, required=True)
-    p.add_argument("--threads", type=int, default=2)
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--runs", type=int, default=50)
-    p.add_argument("--size", type=int, nargs=2, default=None, metavar=("H", "W"))
     return p.parse_args(argv)
 
 
