@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 from .config import PRESETS, make_config, parse_macs, parse_params
@@ -67,8 +68,6 @@ def config_from_args(a: argparse.Namespace):  # noqa: ANN201 - TrainConfig
     if a.rho is not None:
         overrides.update(rho=a.rho)
     cfg = make_config(a.preset, **overrides)
-    from dataclasses import replace
-
     if a.rho is not None:
         cfg = replace(cfg, target_macs=None, target_ratio=None)
     if a.no_gan:
@@ -112,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
         cfg = config_from_args(args)
         from .trainer import Trainer, summarise
 
-        warnings.simplefilter("ignore", category=UserWarning) if args.no_progress else None
+        if args.no_progress:
+            warnings.simplefilter("ignore", category=UserWarning)
         metrics = Trainer(cfg, args.out, resume=args.resume, show_progress=not args.no_progress).run()
         if metrics:
             print(summarise(metrics))
