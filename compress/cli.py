@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--arch", choices=["cyclegan", "cartoongan"], help="architecture of --teacher PATH")
     p.add_argument("--data", default="default", help="'default' (photos from packages) or a folder of images")
     p.add_argument("--preset", default="quick", choices=sorted(PRESETS),
-                   help="quick: <=30 min on a 2-core CPU; paper: reference hyper-parameters for a GPU; tiny: seconds")
+                   help="quick: a 2-core CPU, ~30 min (35 min measured with other jobs running); paper: reference hyper-parameters for a GPU; tiny: seconds")
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--target-macs", type=parse_macs, metavar="MACS",
                         help="MAC budget of the student at the eval size, e.g. 2.5G (G = 2**30) or 800M")

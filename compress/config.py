@@ -1,4 +1,4 @@
-"""Training configuration and the named presets (quick: 2-core CPU in <= 30 min; paper: GPU)."""
+"""Training configuration and the named presets (quick: a 2-core CPU in about 30 min; paper: GPU)."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -59,7 +59,7 @@ class TrainConfig:
 
 
 PRESETS: dict[str, TrainConfig] = {
-    # 2-core CPU, <= 30 min including teacher labelling: 128 px crops, MAC budget reached early so
+    # 2-core CPU, ~30 min including teacher labelling (35 min measured on a contended machine): 128 px crops, MAC budget reached early so
     # most steps train the already-compact student.
     "quick": TrainConfig(),
     # the reference hyper-parameters (GS-REFERENCE.md) for a GPU: 256 px crops, batch 8, Adam 1e-5

@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="gs-demo", description="Run preview -> gs-compress -> gs-export -> gs-bench "
                                 "-> report on the default teacher and photos.")
     p.add_argument("--out", type=Path, default=Path("runs/demo"), help="output directory (default runs/demo)")
-    p.add_argument("--preset", default="quick", help="gs-compress preset (quick: <= 30 min on 2 cores)")
+    p.add_argument("--preset", default="quick", help="gs-compress preset (quick: about 30 min on 2 cores)")
     p.add_argument("--size", type=int, default=256, help="export / benchmark resolution")
     p.add_argument("--runs", type=int, default=20, help="benchmark runs per artifact")
     p.add_argument("--force", action="store_true", help="redo finished stages")
