@@ -7,6 +7,7 @@ Everything here works on that table, never on per-architecture code.
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Callable
 
 import torch
 
@@ -17,21 +18,25 @@ from .zoo.spec import GeneratorSpec, UnitSpec
 MIN_CHANNELS = 4
 
 
-def mac_cost_per_channel(student: StudentGenerator, height: int, width: int) -> dict[str, float]:
-    """MACs one channel of each group costs (as output of its producers and input of its consumers)."""
-    base = student.macs(height, width)
+def cost_per_channel(student: StudentGenerator, measure: Callable[[], float]) -> dict[str, float]:
+    """How much `measure()` (MACs, parameters) drops when one channel of each group dies."""
+    base = measure()
     costs = {}
-    for name, group in student.groups().items():
+    for name in student.groups():
         alive = student.alive_of(name)
-        n = int(alive.sum())
-        if n <= 1:
+        idx = alive.nonzero().flatten()
+        if len(idx) <= 1:
             costs[name] = 0.0
             continue
-        idx = int(alive.nonzero()[0])
-        alive[idx] = 0
-        costs[name] = float(base - student.macs(height, width))
-        alive[idx] = 1
+        alive[idx[0]] = 0
+        costs[name] = float(base - measure())
+        alive[idx[0]] = 1
     return costs
+
+
+def mac_cost_per_channel(student: StudentGenerator, height: int, width: int) -> dict[str, float]:
+    """MACs one channel of each group costs (as output of its producers and input of its consumers)."""
+    return cost_per_channel(student, lambda: student.macs(height, width))
 
 
 @torch.no_grad()
@@ -70,22 +75,6 @@ def initial_reference(student: StudentGenerator) -> dict[str, float]:
     return {name: float(student.scale_of(name).detach().abs().mean()) for name in student.groups()}
 
 
-def _params_cost_per_channel(student: StudentGenerator) -> dict[str, float]:
-    """Slim parameters one channel of each group costs (weights it produces and reads, its biases)."""
-    base = student.slim_params()
-    costs = {}
-    for name in student.groups():
-        alive = student.alive_of(name)
-        idx = alive.nonzero().flatten()
-        if len(idx) <= 1:
-            costs[name] = 0.0
-            continue
-        alive[idx[0]] = 0
-        costs[name] = float(base - student.slim_params())
-        alive[idx[0]] = 1
-    return costs
-
-
 @torch.no_grad()
 def prune_to_budget(student: StudentGenerator, target_macs: float, reference: dict[str, float],
                     height: int, width: int, target_params: float | None = None) -> int:
@@ -102,7 +91,7 @@ def prune_to_budget(student: StudentGenerator, target_macs: float, reference: di
     while over(macs := student.macs(height, width), params := student.slim_params()):
         scores = channel_scores(student, reference)
         mac_cost = mac_cost_per_channel(student, height, width)
-        param_cost = _params_cost_per_channel(student)
+        param_cost = cost_per_channel(student, student.slim_params)
         candidates = sorted((float(scores[g][c]), g, c)
                             for g in scores for c in student.alive_of(g).nonzero().flatten().tolist())
         before = pruned
