@@ -47,7 +47,9 @@ def tflite_info(path: Path) -> dict:
     tensors = {t["index"]: t for t in it.get_tensor_details()}
     hist: Counter[str] = Counter()
     float_ops = macs = params = 0
-    for op in it._get_ops_details():
+    ops = it._get_ops_details()
+    producer = {t: op["op_name"] for op in ops for t in op["outputs"]}
+    for op in ops:
         name = op["op_name"]
         out = tensors[op["outputs"][0]]
         dtype = np.dtype(out["dtype"]).name
@@ -59,8 +61,15 @@ def tflite_info(path: Path) -> dict:
             w = [int(d) for d in tensors[w_idx]["shape"]]  # [out, kh, kw, in] (depthwise: [1, kh, kw, out])
             b_pos = 3 if name == "TRANSPOSE_CONV" else 2
             b_idx = op["inputs"][b_pos] if len(op["inputs"]) > b_pos else -1
-            params += math.prod(w) + (math.prod(int(d) for d in tensors[b_idx]["shape"]) if b_idx >= 0 else 0)
+            n_bias = math.prod(int(d) for d in tensors[b_idx]["shape"]) if b_idx >= 0 else 0
             h, wd = int(out["shape"][1]), int(out["shape"][2])
+            if producer.get(op["inputs"][0]) == "SPACE_TO_DEPTH":
+                # counted as the stride-1 conv it computes (export/tflite_build.py), not its zero taps
+                k = 2 * w[1] - 1
+                params += w[0] // 4 * k * k * w[3] // 4 + n_bias // 4
+                macs += int(4 * h * wd * w[0] // 4 * w[3] // 4 * k * k)
+                continue
+            params += math.prod(w) + n_bias
             if name == "TRANSPOSE_CONV":
                 x = [int(d) for d in tensors[op["inputs"][2]]["shape"]]
                 stride = round(h / x[1])

@@ -14,6 +14,12 @@ Reflection padding is written as slices + one concatenation per axis, not `tf.pa
 TFLite's MIRROR_PAD is not delegated to XNNPACK, so each one splits the graph into separate delegate
 partitions with a CPU-kernel hop in between. Measured on the quick student (256 px, INT8, 2 threads,
 this 2-core x86 CPU): MIRROR_PAD 100-115 ms, slices + concat 35-41 ms, bit-identical int8 output.
+
+Wide-kernel, full-resolution convolutions (the 7x7 stem with 3 input channels and the 7x7 head with 3
+output channels) run as space-to-depth: pad, SPACE_TO_DEPTH(2), a 4x4 VALID conv with 4x the input and
+output channels (each output phase holds all 49 taps of its channel, zeros elsewhere), DEPTH_TO_SPACE(2)
+after the activation. Same products, same per-channel weight scales, same requantisation: the int8
+output is unchanged, but XNNPACK gets channel counts it vectorises well.
 """
 from __future__ import annotations
 
@@ -58,6 +64,32 @@ def reflect_pad(tf: Any, x: Any, pad: int) -> Any:
     return x
 
 
+def space_to_depth_kernel(w: torch.Tensor) -> torch.Tensor:
+    """Stride-1 k x k kernel [out, in, k, k] -> the [4*out, 4*in, K, K] kernel (K = k // 2 + 1) of the
+    same conv on a SPACE_TO_DEPTH(2) input, output channels in DEPTH_TO_SPACE order (TF: phase-major)."""
+    out_ch, in_ch, k, _ = w.shape
+    big_k = k // 2 + 1
+    res = w.new_zeros(2, 2, out_ch, 2, 2, in_ch, big_k, big_k)  # [pr, pc, o, sr, sc, c, qr, qc]
+    for pr in (0, 1):
+        for pc in (0, 1):
+            for sr in (0, 1):
+                for sc in (0, 1):
+                    for qr in range(big_k):
+                        for qc in range(big_k):
+                            a, b = 2 * qr + sr - pr, 2 * qc + sc - pc
+                            if 0 <= a < k and 0 <= b < k:
+                                res[pr, pc, :, sr, sc, :, qr, qc] = w[:, :, a, b]
+    return res.reshape(4 * out_ch, 4 * in_ch, big_k, big_k)
+
+
+def uses_space_to_depth(layer: Layer, height: int) -> bool:
+    """Stride-1 "same" convolutions with a kernel of 5 or more on an even-sized input, not normalised
+    (an InstanceNorm needs the statistics of whole channels, not of their phases)."""
+    k = layer.weight.shape[-1]
+    return (layer.kind == "conv" and layer.stride == 1 and k >= 5 and layer.pad == k // 2 and height % 2 == 0
+            and layer.norm is None)
+
+
 class _Builder:
     """Emits the TF ops of one ExportGraph (fake-quantised or fp32)."""
 
@@ -94,6 +126,10 @@ class _Builder:
             x = tf.pad(x, [[0, 0], [0, 1], [0, 1], [0, 0]])
             return tf.nn.conv2d(x, self.weight(w[perm]), 1, "VALID") + b[perm].numpy()
         p = layer.pad
+        if uses_space_to_depth(layer, int(x.shape[1])):
+            x = reflect_pad(tf, x, p) if layer.pad_mode == "reflect" else tf.pad(x, [[0, 0], [p, p], [p, p], [0, 0]])
+            x = tf.nn.space_to_depth(x, 2)
+            return tf.nn.conv2d(x, self.weight(space_to_depth_kernel(w)), 1, "VALID") + b.repeat(4).numpy()
         if p and layer.pad_mode == "reflect":
             x = reflect_pad(tf, x, p)
         elif p and not (layer.stride == 1 and w.shape[-1] == 2 * p + 1):
@@ -104,6 +140,7 @@ class _Builder:
 
     def layer(self, layer: Layer, x: Any) -> Any:
         tf = self.tf
+        to_depth = uses_space_to_depth(layer, int(x.shape[1]))
         y = self.conv(layer, x)
         if layer.norm is not None:
             mean, var = tf.nn.moments(y, axes=[1, 2], keepdims=True)
@@ -113,7 +150,7 @@ class _Builder:
         elif layer.act == "tanh":
             y = tf.math.tanh(self.fq(y, layer.pre_q))
         y = self.fq(y, layer.out_q)
-        if layer.kind == "up":
+        if layer.kind == "up" or to_depth:
             y = tf.nn.depth_to_space(y, 2)
         return y
 
