@@ -324,12 +324,17 @@ def read_student_checkpoint(path: Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"student checkpoint not found: {path}")
+    return read_payload(path, STUDENT_FORMAT, "a gs-compress student checkpoint", "cannot read student checkpoint")
+
+
+def read_payload(path: Path, fmt: str, kind: str, failure: str, error: type[Exception] = CheckpointError) -> dict:
+    """torch.load a dict whose "format" is `fmt`; anything else -> one-line `error`."""
     try:
         payload = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:
-        raise CheckpointError(f"cannot read student checkpoint {path}: {type(exc).__name__}") from None
-    if not isinstance(payload, dict) or payload.get("format") != STUDENT_FORMAT:
-        raise CheckpointError(f"{path} is not a gs-compress student checkpoint")
+        raise error(f"{failure} {path}: {type(exc).__name__}") from None
+    if not isinstance(payload, dict) or payload.get("format") != fmt:
+        raise error(f"{path} is not {kind}")
     return payload
 
 

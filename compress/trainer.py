@@ -28,7 +28,7 @@ from .evaluate import evaluate_student, run_batched, save_grid
 from .macs import count_module_macs, count_params
 from .objective import FeatureDistance, GSObjective, PatchDiscriminator, ReplayBuffer
 from .quant import freeze_ranges, set_quantisation
-from .student import StudentGenerator, save_student, student_from_teacher
+from .student import StudentGenerator, read_payload, save_student, student_from_teacher
 from .teachers import Teacher, load_teacher
 from .zoo.spec import GeneratorSpec
 
@@ -180,12 +180,7 @@ def save_state(path: Path, st: TrainState, cfg: TrainConfig, teacher: Teacher) -
 
 
 def load_state(path: Path, cfg: TrainConfig, teacher: Teacher) -> TrainState:
-    try:
-        p = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:
-        raise GsError(f"cannot resume from {path}: {type(exc).__name__}") from None
-    if not isinstance(p, dict) or p.get("format") != CKPT_FORMAT:
-        raise GsError(f"{path} is not a gs-compress training checkpoint")
+    p = read_payload(path, CKPT_FORMAT, "a gs-compress training checkpoint", "cannot resume from", GsError)
     if p["teacher_sha256"] != teacher.sha256:
         raise GsError(f"{path} was trained against another teacher (sha256 {p['teacher_sha256'][:12]}...)")
     student = StudentGenerator(GeneratorSpec.from_dict(p["spec"]))

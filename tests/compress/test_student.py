@@ -117,6 +117,9 @@ def test_checkpoint_roundtrip_and_errors(tmp_path: Path) -> None:
     path.write_bytes(path.read_bytes()[:100])
     with pytest.raises(CheckpointError, match="cannot read"):
         load_student(path)
+    torch.save({"format": "something else"}, path)
+    with pytest.raises(CheckpointError, match="is not a gs-compress student checkpoint"):
+        load_student(path)
 
 
 def test_prune_to_budget_honours_a_parameter_budget_too() -> None:
