@@ -69,17 +69,15 @@ def space_to_depth_kernel(w: torch.Tensor) -> torch.Tensor:
     same conv on a SPACE_TO_DEPTH(2) input, output channels in DEPTH_TO_SPACE order (TF: phase-major)."""
     out_ch, in_ch, k, _ = w.shape
     big_k = k // 2 + 1
-    res = w.new_zeros(2, 2, out_ch, 2, 2, in_ch, big_k, big_k)  # [pr, pc, o, sr, sc, c, qr, qc]
+    phases = []
     for pr in (0, 1):
-        for pc in (0, 1):
-            for sr in (0, 1):
-                for sc in (0, 1):
-                    for qr in range(big_k):
-                        for qc in range(big_k):
-                            a, b = 2 * qr + sr - pr, 2 * qc + sc - pc
-                            if 0 <= a < k and 0 <= b < k:
-                                res[pr, pc, :, sr, sc, :, qr, qc] = w[:, :, a, b]
-    return res.reshape(4 * out_ch, 4 * in_ch, big_k, big_k)
+        for pc in (0, 1):  # output phase (pr, pc) reads padded input rows 2m + pr + a: the kernel shifted by pr
+            shifted = w.new_zeros(out_ch, in_ch, 2 * big_k, 2 * big_k)
+            shifted[:, :, pr:pr + k, pc:pc + k] = w
+            # tap row 2q + s -> (q, s); SPACE_TO_DEPTH puts sub-pixel (s_r, s_c) at channel (s_r*2 + s_c)*C + c
+            split = shifted.view(out_ch, in_ch, big_k, 2, big_k, 2).permute(0, 3, 5, 1, 2, 4)
+            phases.append(split.reshape(out_ch, 4 * in_ch, big_k, big_k))
+    return torch.cat(phases)
 
 
 def uses_space_to_depth(layer: Layer, height: int) -> bool:
