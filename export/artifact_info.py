@@ -65,9 +65,9 @@ def tflite_info(path: Path) -> dict:
             h, wd = int(out["shape"][1]), int(out["shape"][2])
             if producer.get(op["inputs"][0]) == "SPACE_TO_DEPTH":
                 # counted as the stride-1 conv it computes (export/tflite_build.py), not its zero taps
-                k = 2 * w[1] - 1
-                params += w[0] // 4 * k * k * w[3] // 4 + n_bias // 4
-                macs += int(4 * h * wd * w[0] // 4 * w[3] // 4 * k * k)
+                k, cout, cin = 2 * w[1] - 1, w[0] // 4, w[3] // 4
+                params += cout * k * k * cin + n_bias // 4
+                macs += (2 * h) * (2 * wd) * cout * cin * k * k
                 continue
             params += math.prod(w) + n_bias
             if name == "TRANSPOSE_CONV":

@@ -111,7 +111,7 @@ class _Builder:
         m = np.maximum(w.abs().flatten(1).amax(1).numpy(), WQMAX * 1e-12).astype(np.float32)
         return tf.quantization.fake_quant_with_min_max_vars_per_channel(hwio, -m, m, num_bits=8, narrow_range=True)
 
-    def conv(self, layer: Layer, x: Any) -> Any:
+    def conv(self, layer: Layer, x: Any, to_depth: bool = False) -> Any:
         tf = self.tf
         w, b = layer.weight, layer.bias
         if layer.kind == "convT":
@@ -123,23 +123,26 @@ class _Builder:
             perm = _dcr_order(layer.out_channels)
             x = tf.pad(x, [[0, 0], [0, 1], [0, 1], [0, 0]])
             return tf.nn.conv2d(x, self.weight(w[perm]), 1, "VALID") + b[perm].numpy()
-        p = layer.pad
-        if uses_space_to_depth(layer, int(x.shape[1])):
-            x = reflect_pad(tf, x, p) if layer.pad_mode == "reflect" else tf.pad(x, [[0, 0], [p, p], [p, p], [0, 0]])
-            x = tf.nn.space_to_depth(x, 2)
+        if to_depth:
+            x = tf.nn.space_to_depth(self.pad(layer, x), 2)
             return tf.nn.conv2d(x, self.weight(space_to_depth_kernel(w)), 1, "VALID") + b.repeat(4).numpy()
-        if p and layer.pad_mode == "reflect":
-            x = reflect_pad(tf, x, p)
-        elif p and not (layer.stride == 1 and w.shape[-1] == 2 * p + 1):
-            x = tf.pad(x, [[0, 0], [p, p], [p, p], [0, 0]])
-        else:
-            return tf.nn.conv2d(x, self.weight(w), layer.stride, "SAME" if p else "VALID") + b.numpy()
-        return tf.nn.conv2d(x, self.weight(w), layer.stride, "VALID") + b.numpy()
+        p = layer.pad
+        fuse_same = layer.pad_mode != "reflect" and layer.stride == 1 and w.shape[-1] == 2 * p + 1
+        if p and not fuse_same:
+            x = self.pad(layer, x)
+        return tf.nn.conv2d(x, self.weight(w), layer.stride, "SAME" if p and fuse_same else "VALID") + b.numpy()
+
+    def pad(self, layer: Layer, x: Any) -> Any:
+        """Explicit padding of `layer` (reflection or zeros)."""
+        p = layer.pad
+        if layer.pad_mode == "reflect":
+            return reflect_pad(self.tf, x, p)
+        return self.tf.pad(x, [[0, 0], [p, p], [p, p], [0, 0]])
 
     def layer(self, layer: Layer, x: Any) -> Any:
         tf = self.tf
         to_depth = uses_space_to_depth(layer, int(x.shape[1]))
-        y = self.conv(layer, x)
+        y = self.conv(layer, x, to_depth)
         if layer.norm is not None:
             mean, var = tf.nn.moments(y, axes=[1, 2], keepdims=True)
             y = (y - mean) * tf.math.rsqrt(var + layer.norm.eps) * layer.norm.gamma.numpy() + layer.norm.beta.numpy()
