@@ -15,7 +15,9 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from .config import G
+from .config import G, make_config
+from .macs import count_module_macs, count_params
+from .teachers import load_teacher
 
 ROWS: dict[str, list[str]] = {
     "budget 1/6 MACs, 1/8 params": ["--target-macs", "1/6", "--target-params", "1/8"],
@@ -24,13 +26,19 @@ ROWS: dict[str, list[str]] = {
     "1/9 budget, no GAN term": ["--no-gan"],
     "1/9 budget, no QAT (fp32 training)": ["--no-qat"],
 }
-TEACHER_MACS, TEACHER_PARAMS = 56_799_264_768, 11_388_675  # vintagify CycleGAN at 256x256
 
 
-def _absolute(args: list[str]) -> list[str]:
+def teacher_totals() -> dict[str, int]:
+    """MACs (at the quick preset's eval size) and parameters of the default teacher."""
+    teacher = load_teacher("default").model
+    size = make_config("quick").eval_size
+    return {"--target-macs": count_module_macs(teacher, size, size), "--target-params": count_params(teacher)}
+
+
+def _absolute(args: list[str], totals: dict[str, int]) -> list[str]:
     """Turn '1/6'-style budgets into absolute numbers of the default teacher."""
     out = list(args)
-    for flag, total in (("--target-macs", TEACHER_MACS), ("--target-params", TEACHER_PARAMS)):
+    for flag, total in totals.items():
         if flag in out:
             i = out.index(flag) + 1
             num, den = out[i].split("/")
@@ -38,14 +46,14 @@ def _absolute(args: list[str]) -> list[str]:
     return out
 
 
-def run_row(name: str, extra: list[str], out: Path, steps: int, cache: Path | None) -> Path:
+def run_row(name: str, extra: list[str], out: Path, steps: int, cache: Path | None, totals: dict[str, int]) -> Path:
     run_dir = out / name.split(" (")[0].replace(" ", "_").replace("/", "-").replace(",", "")
     if cache is not None and cache.is_dir() and not (run_dir / "cache").exists():
         run_dir.mkdir(parents=True, exist_ok=True)
         shutil.copytree(cache, run_dir / "cache")
     if not (run_dir / "metrics.json").is_file():
         cmd = [sys.executable, "-m", "compress.cli", "--out", str(run_dir), "--steps", str(steps), "--threads", "1",
-               "--no-progress", "--resume", *_absolute(extra)]
+               "--no-progress", "--resume", *_absolute(extra, totals)]
         with open(run_dir.parent / f"{run_dir.name}.log", "w") as log:
             subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT)
     return run_dir
@@ -77,8 +85,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cache", type=Path, help="a RUN_DIR/cache with teacher-labelled views to reuse")
     a = p.parse_args(argv)
     a.out.mkdir(parents=True, exist_ok=True)
+    totals = teacher_totals()
     with ThreadPoolExecutor(a.jobs) as pool:
-        futures = {name: pool.submit(run_row, name, extra, a.out, a.steps, a.cache) for name, extra in ROWS.items()}
+        futures = {name: pool.submit(run_row, name, extra, a.out, a.steps, a.cache, totals)
+                   for name, extra in ROWS.items()}
         runs = {name: f.result() for name, f in futures.items()}
     md, rows = table(runs)
     (a.out / "table.md").write_text(md + "\n")
