@@ -58,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(a: argparse.Namespace):  # noqa: ANN201 - TrainConfig
+    if a.rho is not None and a.target_params is not None:
+        raise GsError("--target-params needs a MAC budget; with --rho (pure GS) the L1 weight alone sets the size")
     overrides = dict(teacher=a.teacher, arch=a.arch, data=a.data, steps=a.steps, batch=a.batch, crop=a.crop,
                      eval_size=a.eval_size, lr=a.lr, lambda_gan=a.lambda_gan, w_feat=a.w_feat, seed=a.seed,
                      device=a.device, threads=a.threads)

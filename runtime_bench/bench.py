@@ -51,7 +51,46 @@ def _label(m: Measured) -> str:
     return f"{m.art.name} [{m.art.runtime}]"
 
 
-def _entry(m: Measured, teacher_same: Measured | None, teacher_torch: Measured | None, target: Target) -> dict[str, Any]:
+def _pairs(measured: list[Measured]) -> dict[str, list[str]]:
+    """Student label -> labels of the teachers its ratio is taken against (same runtime, torch)."""
+    torch_teacher = _teacher_for(measured, "torch")
+    pairs: dict[str, list[str]] = {}
+    for m in measured:
+        if m.art.role == "teacher":
+            continue
+        teachers = [t for t in (_teacher_for(measured, m.art.runtime), torch_teacher) if t is not None]
+        if teachers:
+            pairs[_label(m)] = list(dict.fromkeys(_label(t) for t in teachers))
+    return pairs
+
+
+def _interleaved(measured: list[Measured], inputs: Path, work: Path, settings: Settings,
+                 target: Target, progress: bool) -> dict[str, Any] | None:
+    """Run the students and their teachers in interleaved rounds (runtime_bench.paired), if asked."""
+    pairs = _pairs(measured)
+    if settings.rounds <= 0 or not pairs or not target.timings_meaningful:
+        return None
+    involved = set(pairs) | {t for teachers in pairs.values() for t in teachers}
+    order = sorted((m for m in measured if _label(m) in involved),
+                   key=lambda m: (m.art.runtime != "torch", m.art.runtime, m.art.role != "teacher"))
+    spec = {"artifacts": [{"label": _label(m), "artifact": m.art.entry, "model": str(m.art.path),
+                           "est_ms": m.result["latency_ms"]["p50"]} for m in order], "pairs": pairs}
+    try:
+        return target.measure_paired(spec, inputs, work, settings, progress)
+    except Skip as why:
+        return {"ok": False, "skipped": str(why)}
+
+
+def _ratio(m: Measured, teacher: Measured, paired: dict[str, Any] | None) -> tuple[float, str]:
+    """p50 ratio m/teacher: from interleaved rounds when they ran, else from the separate measurements."""
+    stats = ((paired or {}).get("ratios") or {}).get(_label(m), {}).get(_label(teacher))
+    if stats:
+        return float(stats["p50"]), "interleaved rounds"
+    return m.result["latency_ms"]["p50"] / teacher.result["latency_ms"]["p50"], "separate processes"
+
+
+def _entry(m: Measured, teacher_same: Measured | None, teacher_torch: Measured | None, target: Target,
+           paired: dict[str, Any] | None = None) -> dict[str, Any]:
     lat = m.result["latency_ms"]
     e = m.art.entry
     entry: dict[str, Any] = {
@@ -66,11 +105,13 @@ def _entry(m: Measured, teacher_same: Measured | None, teacher_torch: Measured |
         **{k: m.result[k] for k in INSTR_KEYS if k in m.result},
     }
     if teacher_same is not None and teacher_same is not m:
-        t50 = teacher_same.result["latency_ms"]["p50"]
-        entry["ratio_vs_teacher"] = lat["p50"] / t50
-        entry["speedup_vs_teacher_same_runtime"] = t50 / lat["p50"]
+        ratio, entry["ratio_method"] = _ratio(m, teacher_same, paired)
+        entry["ratio_vs_teacher"] = ratio
+        entry["speedup_vs_teacher_same_runtime"] = 1.0 / ratio
     if teacher_torch is not None and teacher_torch is not m:
-        entry["speedup_vs_teacher_torch"] = teacher_torch.result["latency_ms"]["p50"] / lat["p50"]
+        entry["speedup_vs_teacher_torch"] = 1.0 / _ratio(m, teacher_torch, paired)[0]
+    if (ratios := ((paired or {}).get("ratios") or {}).get(_label(m))):
+        entry["interleaved"] = ratios
     return entry
 
 
@@ -134,6 +175,7 @@ def run_bench(export_dir: Path, runtime: str, settings: Settings, target: Target
     images, names = quality.load_images(images_dir, size, max_images)
     measured: list[Measured] = []
     checks: dict[str, dict[str, Any]] = {}
+    paired: dict[str, Any] | None = None
     with tempfile.TemporaryDirectory(prefix="gs-bench-") as tmp:
         work = Path(tmp)
         inputs = work / "inputs.npy"
@@ -154,12 +196,13 @@ def run_bench(export_dir: Path, runtime: str, settings: Settings, target: Target
                     _, x86 = LocalTarget().measure(art, inputs, work, Settings(settings.threads, 0, 1, settings.size,
                                                                                 settings.timeout_s))
                     checks[_label(measured[-1])] = correctness(x86, outputs, art.entry)
+            paired = _interleaved(measured, inputs, work, settings, target, progress)
         finally:
             target.close()
     if not measured:
         raise BenchError(f"target {target.name} ran none of the selected artifacts")
     torch_teacher = _teacher_for(measured, "torch")
-    results = [_entry(m, _teacher_for(measured, m.art.runtime), torch_teacher, target) for m in measured]
+    results = [_entry(m, _teacher_for(measured, m.art.runtime), torch_teacher, target, paired) for m in measured]
     qual, ref_label = _quality(measured, kid and target.timings_meaningful, settings.threads)
     for m, r in zip(measured, results):
         r["quality"] = qual[_label(m)]
@@ -171,12 +214,13 @@ def run_bench(export_dir: Path, runtime: str, settings: Settings, target: Target
         "export_dir": str(export_dir), "manifest_sha256": sha256_file(export_dir / "manifest.json"),
         "target": target.name, "timings_meaningful": target.timings_meaningful,
         "settings": {"runtime": runtime, "threads": settings.threads, "warmup": settings.warmup,
-                     "runs": settings.runs, "image_size": list(size), "images": names,
+                     "runs": settings.runs, "rounds": settings.rounds, "image_size": list(size), "images": names,
                      "instructions": None if instructions is None else asdict(instructions)},
         "environment": environment(settings.threads), "quality_reference": ref_label,
         "teacher": manifest.get("teacher"), "student": {k: v for k, v in (manifest.get("student") or {}).items()
                                                         if k != "channels"},
         "results": results, "skipped": skipped,
+        "interleaved": None if paired is None else {k: v for k, v in paired.items() if k != "ratios"},
     }
     if target.name != "local":
         doc["environment"]["note"] = "host environment; the artifacts ran on the target"

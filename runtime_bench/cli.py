@@ -1,7 +1,7 @@
 """gs-bench: measure exported artifacts against the teacher, and compare two bench runs.
 
     gs-bench EXPORT_DIR [--runtime tflite|onnxruntime|torch|all] [--threads N] [--warmup K]
-             [--runs N] [--json out.json] [--size HxW] [--images DIR] [--target ...]
+             [--runs N] [--rounds N] [--json out.json] [--size HxW] [--images DIR] [--target ...]
              [--instructions [--instr-runs N] [--instr-extra K] [--instr-threads T]]
     gs-bench compare BASELINE.json CURRENT.json [--threshold 10%] [--report report.md] [--absolute]
              [--instr-threshold 2%] [--no-instructions]
@@ -69,6 +69,10 @@ def measure_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=_positive, default=2, help="intra-op threads for every runtime (default 2)")
     p.add_argument("--warmup", type=_nonnegative, default=5, help="untimed runs after the first inference (default 5)")
     p.add_argument("--runs", type=_positive, default=50, help="timed runs per artifact (default 50)")
+    p.add_argument("--rounds", type=_nonnegative, default=60,
+                   help="then run each student and its teachers in N interleaved rounds in one process; the "
+                        "student/teacher ratios come from these (noise-robust on a shared machine); 0: off "
+                        "(default 60)")
     p.add_argument("--json", type=Path, default=None, metavar="OUT.json",
                    help="result file, written atomically (default: EXPORT_DIR/bench/bench.json)")
     p.add_argument("--out-dir", type=Path, default=None,
@@ -164,7 +168,7 @@ def cmd_measure(argv: Sequence[str]) -> int:
                            tuple(r.strip() for r in args.instr_roles.split(",") if r.strip()))
              if args.instructions else None)
     settings = Settings(threads=args.threads, warmup=args.warmup, runs=args.runs, size=args.size,
-                        timeout_s=args.timeout)
+                        timeout_s=args.timeout, rounds=args.rounds)
     run = run_bench(args.export_dir, args.runtime, settings, target, args.images, args.max_images,
                     kid=not args.no_kid, progress=not args.quiet, instructions=instr)
     results = run.doc["results"]
@@ -176,6 +180,9 @@ def cmd_measure(argv: Sequence[str]) -> int:
                       f"{r['instructions_per_inference']:,.0f}")
         for s in run.doc["skipped"]:
             print(f"skipped {s['name']}: {s['reason']}")
+        if (rounds := run.doc.get("interleaved")) is not None:
+            print(f"speedups: median over {rounds['rounds']} interleaved rounds (student and teacher in one process)"
+                  if rounds.get("ok") else f"speedups from separate processes: {rounds.get('skipped')}")
     stem = json_path.stem
     files = {"chart": bar_chart(results, out_dir / f"{stem}_latency.png",
                                 title=f"gs-bench {target.name}, {args.threads} threads")}

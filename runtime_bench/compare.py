@@ -1,7 +1,8 @@
 """Baseline vs current bench JSON -> verdict per (model, runtime) and a Markdown report.
 
 Default metric: the student/teacher p50 latency ratio in the same runtime, both measured in the
-same run; machine speed and load largely cancel in it. ``absolute=True`` judges p50 milliseconds.
+same run; machine speed and load largely cancel in it. When both runs have interleaved rounds
+(runtime_bench.paired), the ratio and its noise band come from those rounds. ``absolute=True`` judges p50 milliseconds.
 A row regresses when its metric grew by more than the threshold AND by more than the combined
 noise band of the two runs (stats.noise_band). Teacher rows are the reference of the ratio and
 are judged only in absolute mode.
@@ -123,8 +124,20 @@ def _noise(r: dict[str, Any]) -> float:
     return float(n) if n is not None else 0.0
 
 
-def metric(doc: dict[str, Any], r: dict[str, Any], absolute: bool) -> Metric | None:
-    """The figure judged for result ``r`` (None for a teacher row in ratio mode)."""
+def interleaved_ratio(doc: dict[str, Any], r: dict[str, Any]) -> dict[str, Any] | None:
+    """Stats of ``r``'s ratio to its same-runtime teacher from interleaved rounds (None if not run)."""
+    t = _teacher(doc, r["runtime"])
+    if t is None or r.get("role") == "teacher":
+        return None
+    return (r.get("interleaved") or {}).get(f"{t['name']} [{t['runtime']}]")
+
+
+def metric(doc: dict[str, Any], r: dict[str, Any], absolute: bool, interleaved: bool = False) -> Metric | None:
+    """The figure judged for result ``r`` (None for a teacher row in ratio mode).
+
+    ``interleaved``: take the ratio from the run's interleaved rounds (both runs must have them,
+    so that baseline and current are the same kind of figure).
+    """
     if absolute:
         return Metric(_p50(r), _noise(r), "ms")
     if r.get("role") == "teacher":
@@ -132,6 +145,8 @@ def metric(doc: dict[str, Any], r: dict[str, Any], absolute: bool) -> Metric | N
     t = _teacher(doc, r["runtime"])
     if t is None:
         return Metric(_p50(r), _noise(r), "ms")  # no teacher in this runtime: absolute fallback
+    if interleaved and (stats := interleaved_ratio(doc, r)):
+        return Metric(float(stats["p50"]), float(stats["noise"]), "ratio")
     return Metric(_p50(r) / _p50(t), ratio_noise(_noise(r), _noise(t)), "ratio")
 
 
@@ -175,7 +190,8 @@ def compare(base: dict[str, Any], cur: dict[str, Any], threshold: float = 0.1, a
             continue
         row = Row(name=key[0], runtime=key[1], role=c.get("role", "student"), base_ms=_p50(b), cur_ms=_p50(c))
         out.rows.append(row)
-        mb, mc = metric(base, b, absolute), metric(cur, c, absolute)
+        paired = interleaved_ratio(base, b) is not None and interleaved_ratio(cur, c) is not None
+        mb, mc = metric(base, b, absolute, paired), metric(cur, c, absolute, paired)
         if mb is None or mc is None:
             row.verdict = "reference"
         elif mb.kind != mc.kind:
@@ -184,7 +200,7 @@ def compare(base: dict[str, Any], cur: dict[str, Any], threshold: float = 0.1, a
         else:
             if mc.kind == "ratio":
                 row.base_ratio, row.cur_ratio = mb.value, mc.value
-            row.judged = mc.kind
+            row.judged = "interleaved ratio" if paired and mc.kind == "ratio" else mc.kind
             row.delta = mc.value / mb.value - 1.0
             row.noise = mb.noise + mc.noise
             beyond = abs(row.delta) > threshold and abs(row.delta) > row.noise

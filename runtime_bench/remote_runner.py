@@ -16,7 +16,7 @@ import json
 import platform
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -66,24 +66,36 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; always writes result.json, even on failure."""
-    args = _parse(argv)
-    args.out_dir.mkdir(parents=True, exist_ok=True)
+def run_worker(out_dir: Path, work: Callable[[], dict[str, Any]]) -> int:
+    """Run ``work`` and write its result to OUT/result.json; any failure becomes {"ok": false, "error"}.
+
+    Returns the worker's exit code: 0, or 2 on failure. Shared by every worker process.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
     try:
-        artifact = json.loads(args.artifact_json.read_text())
-        images = np.load(args.inputs).astype(np.float32)
-        result, outputs = measure(artifact, args.model, images, args.threads, args.warmup, args.runs,
-                                  tuple(args.size) if args.size else None)
-        np.save(args.out_dir / "outputs.npy", outputs)
-        code = 0
+        result, code = work(), 0
     except BenchError as exc:
         result, code = {"ok": False, "error": str(exc)}, 2
     except Exception as exc:  # noqa: BLE001 - report any runtime failure as one line
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         result, code = {"ok": False, "error": f"{type(exc).__name__}: {msg}"}, 2
-    (args.out_dir / "result.json").write_text(json.dumps(result))
+    (out_dir / "result.json").write_text(json.dumps(result))
     return code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; always writes result.json, even on failure."""
+    args = _parse(argv)
+
+    def work() -> dict[str, Any]:
+        artifact = json.loads(args.artifact_json.read_text())
+        images = np.load(args.inputs).astype(np.float32)
+        result, outputs = measure(artifact, args.model, images, args.threads, args.warmup, args.runs,
+                                  tuple(args.size) if args.size else None)
+        np.save(args.out_dir / "outputs.npy", outputs)
+        return result
+
+    return run_worker(args.out_dir, work)
 
 
 if __name__ == "__main__":

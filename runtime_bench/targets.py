@@ -41,6 +41,7 @@ class Settings:
     runs: int = 50
     size: tuple[int, int] | None = None
     timeout_s: float = 900.0
+    rounds: int = 0  # interleaved student/teacher rounds in one process (runtime_bench.paired); 0: none
 
 
 def worker_args(artifact_json: str, model: str, inputs: str, out_dir: str, s: Settings) -> list[str]:
@@ -53,8 +54,8 @@ def worker_args(artifact_json: str, model: str, inputs: str, out_dir: str, s: Se
     return args
 
 
-def read_worker_output(out_dir: Path, name: str, proc: subprocess.CompletedProcess[str] | None) -> tuple[dict[str, Any], np.ndarray]:
-    """Load result.json/outputs.npy written by a worker; BenchError with one line on failure."""
+def read_worker_result(out_dir: Path, name: str, proc: subprocess.CompletedProcess[str] | None) -> dict[str, Any]:
+    """Load result.json written by a worker; BenchError with one line on failure."""
     try:
         result = json.loads((out_dir / "result.json").read_text())
     except (OSError, json.JSONDecodeError):
@@ -63,13 +64,19 @@ def read_worker_output(out_dir: Path, name: str, proc: subprocess.CompletedProce
                          f"{': ' + tail[0] if tail else ''}") from None
     if not result.get("ok"):
         raise BenchError(f"{name}: {result.get('error', 'unknown worker error')}")
-    return result, np.load(out_dir / "outputs.npy")
+    return result
+
+
+def read_worker_output(out_dir: Path, name: str, proc: subprocess.CompletedProcess[str] | None) -> tuple[dict[str, Any], np.ndarray]:
+    """Load result.json and outputs.npy written by a per-artifact worker."""
+    return read_worker_result(out_dir, name, proc), np.load(out_dir / "outputs.npy")
 
 
 def _run(cmd: Sequence[str], timeout: float, what: str, **kw: Any) -> subprocess.CompletedProcess[str]:
     """subprocess.run with text output; a missing program or a timeout becomes a BenchError."""
     try:
-        return subprocess.run(list(cmd), capture_output=True, text=True, timeout=timeout, **kw)
+        streams = {} if {"stdout", "stderr"} & set(kw) else {"capture_output": True}
+        return subprocess.run(list(cmd), text=True, timeout=timeout, **streams, **kw)
     except FileNotFoundError as exc:
         raise BenchError(f"{what}: program {cmd[0]!r} not found on PATH") from exc
     except subprocess.TimeoutExpired as exc:
@@ -94,6 +101,11 @@ class Target:
     def measure(self, art: Artifact, inputs: Path, work: Path, s: Settings) -> tuple[dict[str, Any], np.ndarray | None]:
         raise NotImplementedError
 
+    def measure_paired(self, spec: dict[str, Any], inputs: Path, work: Path, s: Settings,
+                       progress: bool = False) -> dict[str, Any]:
+        """Interleaved rounds of several artifacts in one process (runtime_bench.paired)."""
+        raise Skip(f"interleaved rounds run on the local target only, not on {self.name}")
+
     def close(self) -> None:
         """Release remote resources."""
 
@@ -111,14 +123,34 @@ class Target:
 class LocalTarget(Target):
     """A fresh Python subprocess per artifact on this machine."""
 
-    def measure(self, art: Artifact, inputs: Path, work: Path, s: Settings) -> tuple[dict[str, Any], np.ndarray | None]:
-        out = work / f"{art.name}.out"
-        cmd = [sys.executable, *worker_args(str(self.write_artifact_json(art, work)), str(art.path),
-                                            str(inputs), str(out), s)]
+    @staticmethod
+    def _python(args: Sequence[str], s: Settings, what: str, stderr_to_terminal: bool = False) -> subprocess.CompletedProcess[str]:
+        """Run ``python ARGS`` with this package importable (its stderr shown, e.g. a progress bar, if asked)."""
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(
             [str(PACKAGE_DIR.parent), *filter(None, [os.environ.get("PYTHONPATH")])]))
-        proc = _run(cmd, s.timeout_s, f"measuring {art.name}", env=env)
-        return read_worker_output(out, art.name, proc)
+        if stderr_to_terminal:
+            return _run([sys.executable, *args], s.timeout_s, what, env=env, stdout=subprocess.PIPE)
+        return _run([sys.executable, *args], s.timeout_s, what, env=env)
+
+    def measure(self, art: Artifact, inputs: Path, work: Path, s: Settings) -> tuple[dict[str, Any], np.ndarray | None]:
+        out = work / f"{art.name}.out"
+        args = worker_args(str(self.write_artifact_json(art, work)), str(art.path), str(inputs), str(out), s)
+        return read_worker_output(out, art.name, self._python(args, s, f"measuring {art.name}"))
+
+    def measure_paired(self, spec: dict[str, Any], inputs: Path, work: Path, s: Settings,
+                       progress: bool = False) -> dict[str, Any]:
+        out = work / "paired.out"
+        spec_path = work / "paired.spec.json"
+        spec_path.write_text(json.dumps(spec))
+        args = ["-m", "runtime_bench.paired", "--spec", str(spec_path), "--inputs", str(inputs),
+                "--out-dir", str(out), "--threads", str(s.threads), "--warmup", str(s.warmup),
+                "--rounds", str(s.rounds)]
+        if s.size:
+            args += ["--size", str(s.size[0]), str(s.size[1])]
+        if progress:
+            args.append("--progress")
+        proc = self._python(args, s, "interleaved rounds", stderr_to_terminal=progress)
+        return read_worker_result(out, "interleaved rounds", proc)
 
 
 def stage_package(dest: Path) -> Path:

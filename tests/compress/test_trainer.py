@@ -103,7 +103,7 @@ def test_nan_loss_stops_with_checkpoint_intact(setup_dir: Path, tmp_path: Path, 
     assert state["step"] == 4 and not (out / "student.pt").exists()
 
 
-@pytest.mark.parametrize("case", ["corrupt_teacher", "arch_mismatch", "empty_data"])
+@pytest.mark.parametrize("case", ["corrupt_teacher", "arch_mismatch", "empty_data", "rho_with_param_budget"])
 def test_bad_input_is_one_line_and_nonzero(case: str, setup_dir: Path, tmp_path: Path,
                                            capsys: pytest.CaptureFixture) -> None:
     argv = args(setup_dir, tmp_path / "out")
@@ -113,9 +113,11 @@ def test_bad_input_is_one_line_and_nonzero(case: str, setup_dir: Path, tmp_path:
         argv[argv.index("--teacher") + 1] = str(bad)
     elif case == "arch_mismatch":
         argv[argv.index("--teacher") + 1] = str(setup_dir / "cartoon.pth")
-    else:
+    elif case == "empty_data":
         (tmp_path / "empty").mkdir()
         argv[argv.index("--data") + 1] = str(tmp_path / "empty")
+    else:
+        argv += ["--rho", "0.01", "--target-params", "1M"]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("gs-compress: error:"), err

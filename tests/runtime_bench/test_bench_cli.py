@@ -38,12 +38,19 @@ def test_bench_json_has_all_fields(bench_run: Path, tiny_export: Path) -> None:
         assert r["runtime_info"]["threads"] == 1
     assert by_name["teacher_fp32_onnx"]["runtime_info"]["graph_optimization_level"] == "ORT_ENABLE_ALL"
     assert "XNNPACK" in by_name["student_int8_tflite"]["runtime_info"]["delegate"]
-    # speedups: teacher/student in the same runtime and vs the torch teacher
+    # speedups: teacher/student in the same runtime and vs the torch teacher, from interleaved rounds
     s, t = by_name["student_int8_tflite"], by_name["teacher_fp32_tflite"]
-    assert s["speedup_vs_teacher_same_runtime"] == pytest.approx(t["latency_ms"]["p50"] / s["latency_ms"]["p50"])
-    torch_p50 = by_name["teacher_fp32_torch"]["latency_ms"]["p50"]
-    assert s["speedup_vs_teacher_torch"] == pytest.approx(torch_p50 / s["latency_ms"]["p50"])
-    assert t["speedup_vs_teacher_same_runtime"] is None
+    assert doc["settings"]["rounds"] == 60 and doc["interleaved"]["rounds"] == 60
+    assert s["ratio_method"] == "interleaved rounds"
+    same, vs_torch = s["interleaved"]["teacher_fp32_tflite [tflite]"], s["interleaved"]["teacher_fp32_torch [torch]"]
+    assert same["rounds"] == 60 and same["min"] <= same["p50"] <= same["max"] and 0 <= same["noise"] < 1
+    assert s["speedup_vs_teacher_same_runtime"] == pytest.approx(1 / same["p50"])
+    assert s["ratio_vs_teacher"] == pytest.approx(same["p50"])
+    assert s["speedup_vs_teacher_torch"] == pytest.approx(1 / vs_torch["p50"])
+    medians = doc["interleaved"]["round_medians_ms"]
+    assert np.median(np.divide(medians["student_int8_tflite [tflite]"], medians["teacher_fp32_tflite [tflite]"])) \
+        == pytest.approx(same["p50"])
+    assert t["speedup_vs_teacher_same_runtime"] is None and "interleaved" not in t
     # quality vs the torch teacher: its own conversions agree closely, the (different) student does not
     assert doc["quality_reference"] == "teacher_fp32_torch [torch]"
     assert by_name["teacher_fp32_torch"]["quality"]["is_reference"]
@@ -58,12 +65,33 @@ def test_bench_json_has_all_fields(bench_run: Path, tiny_export: Path) -> None:
         assert Path(png).stat().st_size > 1000
 
 
-def _slower_student(doc: dict, factor: float) -> dict:
+def _slower_student(doc: dict, factor: float, interleaved: bool = True) -> dict:
+    """The same run with every student ``factor`` times slower (its interleaved ratios too)."""
     for r in doc["results"]:
         if r["role"] == "student":
             for k in ("mean", "min", "p50", "p90", "p99"):
                 r["latency_ms"][k] *= factor
+            for stats in r.get("interleaved", {}).values():
+                for k in ("p50", "min", "max"):
+                    stats[k] *= factor if interleaved else 1.0
     return doc
+
+
+def test_compare_judges_interleaved_ratio_when_both_runs_have_it(bench_run: Path, tmp_path: Path) -> None:
+    # students 25% slower in the separate measurements only: the interleaved ratios (same) decide
+    only_p50 = tmp_path / "p50.json"
+    only_p50.write_text(json.dumps(_slower_student(load(bench_run), 1.25, interleaved=False)))
+    report = tmp_path / "r.md"
+    assert main(["compare", str(bench_run), str(only_p50), "--report", str(report)]) == 0
+    assert "(interleaved ratio)" in report.read_text()
+    # a current run without interleaved rounds: both sides fall back to the p50 ratio, which regressed
+    doc = _slower_student(load(bench_run), 1.25, interleaved=False)
+    for r in doc["results"]:
+        r.pop("interleaved", None)
+    plain = tmp_path / "plain.json"
+    plain.write_text(json.dumps(doc))
+    assert main(["compare", str(bench_run), str(plain), "--report", str(report)]) == 1
+    assert "(interleaved ratio)" not in report.read_text()
 
 
 def test_compare_self_passes_and_slow_student_fails(bench_run: Path, tmp_path: Path, capsys) -> None:
