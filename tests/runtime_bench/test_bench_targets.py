@@ -143,6 +143,9 @@ def test_adb_benchmark_model_on_device(tiny_export: Path, tmp_path: Path, fake_b
     assert s["init_ms"] == pytest.approx(4.0) and s["first_ms"] == pytest.approx(4.0)
     assert s["peak_rss_mb"] == pytest.approx(42.5)
     assert s["speedup_vs_teacher_same_runtime"] == pytest.approx(10.0)
+    assert s["ratio_method"] == "separate processes" and "interleaved" not in s
+    assert doc["interleaved"] == {"ok": False, "skipped": "interleaved rounds run on the local target only, "
+                                                          "not on adb:SER123"}
     assert s["quality"]["reason"] == "outputs stay on the target"
     assert {x["runtime"] for x in doc["skipped"]} == {"onnxruntime", "torch"}
     log = _adb_log(tmp_path)
