@@ -231,13 +231,13 @@ class Trainer:
         self.photos = load_photos(cfg.data)
         if self.dist.main:
             self.photos.write_manifest(self.run_dir / "photos.json")
-        # rank 0 labels and writes the cache; the others read it once it is there (two ranks
+        # rank 0 labels and writes the cache; the others wait for it, then read it (two ranks
         # writing the same file raced: one rank's rename removed the other's temporary file)
-        if self.dist.main:
-            self.views = label_views(self.teacher.model, self.photos, cfg, self.run_dir / "cache", self.show)
-        self.dist.barrier()
         if not self.dist.main:
-            self.views = label_views(self.teacher.model, self.photos, cfg, self.run_dir / "cache", False)
+            self.dist.barrier()
+        self.views = label_views(self.teacher.model, self.photos, cfg, self.run_dir / "cache", self.show)
+        if self.dist.main:
+            self.dist.barrier()
         self.teacher_macs = count_module_macs(self.teacher.model, cfg.eval_size, cfg.eval_size)
         self.teacher_params = count_params(self.teacher.model)
         # the uncompressed student (sub-pixel form) at eval size: where the MAC budget starts

@@ -81,10 +81,14 @@ def _interleaved(measured: list[Measured], inputs: Path, work: Path, settings: S
         return {"ok": False, "skipped": str(why)}
 
 
+def _interleaved_stats(m: Measured, paired: dict[str, Any] | None) -> dict[str, Any]:
+    """Teacher label -> stats of m's interleaved ratio to it ({} when no rounds ran for m)."""
+    return ((paired or {}).get("ratios") or {}).get(_label(m), {})
+
+
 def _ratio(m: Measured, teacher: Measured, paired: dict[str, Any] | None) -> tuple[float, str]:
     """p50 ratio m/teacher: from interleaved rounds when they ran, else from the separate measurements."""
-    stats = ((paired or {}).get("ratios") or {}).get(_label(m), {}).get(_label(teacher))
-    if stats:
+    if stats := _interleaved_stats(m, paired).get(_label(teacher)):
         return float(stats["p50"]), "interleaved rounds"
     return m.result["latency_ms"]["p50"] / teacher.result["latency_ms"]["p50"], "separate processes"
 
@@ -110,7 +114,7 @@ def _entry(m: Measured, teacher_same: Measured | None, teacher_torch: Measured |
         entry["speedup_vs_teacher_same_runtime"] = 1.0 / ratio
     if teacher_torch is not None and teacher_torch is not m:
         entry["speedup_vs_teacher_torch"] = 1.0 / _ratio(m, teacher_torch, paired)[0]
-    if (ratios := ((paired or {}).get("ratios") or {}).get(_label(m))):
+    if ratios := _interleaved_stats(m, paired):
         entry["interleaved"] = ratios
     return entry
 

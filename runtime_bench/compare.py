@@ -132,11 +132,12 @@ def interleaved_ratio(doc: dict[str, Any], r: dict[str, Any]) -> dict[str, Any] 
     return (r.get("interleaved") or {}).get(f"{t['name']} [{t['runtime']}]")
 
 
-def metric(doc: dict[str, Any], r: dict[str, Any], absolute: bool, interleaved: bool = False) -> Metric | None:
+def metric(doc: dict[str, Any], r: dict[str, Any], absolute: bool,
+           interleaved: dict[str, Any] | None = None) -> Metric | None:
     """The figure judged for result ``r`` (None for a teacher row in ratio mode).
 
-    ``interleaved``: take the ratio from the run's interleaved rounds (both runs must have them,
-    so that baseline and current are the same kind of figure).
+    ``interleaved``: ``r``'s interleaved-ratio stats (``interleaved_ratio``), given only when both
+    runs have them, so that baseline and current are the same kind of figure.
     """
     if absolute:
         return Metric(_p50(r), _noise(r), "ms")
@@ -145,8 +146,8 @@ def metric(doc: dict[str, Any], r: dict[str, Any], absolute: bool, interleaved: 
     t = _teacher(doc, r["runtime"])
     if t is None:
         return Metric(_p50(r), _noise(r), "ms")  # no teacher in this runtime: absolute fallback
-    if interleaved and (stats := interleaved_ratio(doc, r)):
-        return Metric(float(stats["p50"]), float(stats["noise"]), "ratio")
+    if interleaved:
+        return Metric(float(interleaved["p50"]), float(interleaved["noise"]), "ratio")
     return Metric(_p50(r) / _p50(t), ratio_noise(_noise(r), _noise(t)), "ratio")
 
 
@@ -190,8 +191,9 @@ def compare(base: dict[str, Any], cur: dict[str, Any], threshold: float = 0.1, a
             continue
         row = Row(name=key[0], runtime=key[1], role=c.get("role", "student"), base_ms=_p50(b), cur_ms=_p50(c))
         out.rows.append(row)
-        paired = interleaved_ratio(base, b) is not None and interleaved_ratio(cur, c) is not None
-        mb, mc = metric(base, b, absolute, paired), metric(cur, c, absolute, paired)
+        sb, sc = interleaved_ratio(base, b), interleaved_ratio(cur, c)
+        paired = sb is not None and sc is not None
+        mb, mc = metric(base, b, absolute, sb if paired else None), metric(cur, c, absolute, sc if paired else None)
         if mb is None or mc is None:
             row.verdict = "reference"
         elif mb.kind != mc.kind:

@@ -65,6 +65,8 @@ def ratio_stats(student_ms: Sequence[float], teacher_ms: Sequence[float]) -> dic
 def measure_paired(spec: dict[str, Any], images: np.ndarray, threads: int, warmup: int, rounds: int,
                    size: tuple[int, int] | None = None, progress: bool = False) -> dict[str, Any]:
     """Load every artifact of ``spec`` in this process, warm up, run the rounds, return the ratios."""
+    from tqdm import tqdm
+
     runners: dict[str, Runner] = {}
     native: dict[str, np.ndarray] = {}
     for a in spec["artifacts"]:
@@ -76,8 +78,6 @@ def measure_paired(spec: dict[str, Any], images: np.ndarray, threads: int, warmu
         runners[a["label"]] = runner
     reps = {a["label"]: reps_for(a["est_ms"]) for a in spec["artifacts"]}
     invoke = {label: (lambda r=runner, x=native[label]: r.timed_invoke(x)[0]) for label, runner in runners.items()}
-    from tqdm import tqdm
-
     with tqdm(total=rounds, desc="interleaved rounds", unit="round", file=sys.stderr, disable=not progress) as bar:
         medians = interleaved_rounds(invoke, reps, rounds, progress=lambda r: bar.update(1))
     ratios = {s: {t: ratio_stats(medians[s], medians[t]) for t in teachers}
