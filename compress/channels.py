@@ -11,6 +11,7 @@ from typing import Callable
 
 import torch
 
+from .colour import ColourHead
 from .quant import ActQuant
 from .student import TRUNK, StudentGenerator, StudentUnit
 from .zoo.spec import GeneratorSpec, UnitSpec
@@ -170,8 +171,24 @@ def compact(student: StudentGenerator) -> StudentGenerator:
     _copy_quant(student.input_quant, new.input_quant)
     for q_old, q_new in zip(student.add_quants, new.add_quants):
         _copy_quant(q_old, q_new)
+    if student.colour is not None:
+        _slice_colour(student.colour, new.attach_colour_head(), student.alive_of(TRUNK))
     new.train(student.training)
     return new
+
+
+@torch.no_grad()
+def _slice_colour(old: ColourHead, new: ColourHead, trunk_alive: torch.Tensor) -> None:
+    """Copy a colour head, keeping only the features of alive trunk channels."""
+    cols = ColourHead.feature_columns(trunk_alive)
+    new.w1.copy_(old.w1[:, cols])
+    new.f_mu.copy_(old.f_mu[cols])
+    new.f_sd.copy_(old.f_sd[cols])
+    for name in ("b1", "wg", "bg", "wt", "bt"):
+        getattr(new, name).copy_(getattr(old, name))
+    for q_old, q_new in zip(old.quantisers(), new.quantisers()):
+        _copy_quant(q_old, q_new)
+    new.quantise = old.quantise
 
 
 def layer_report(student: StudentGenerator, original: dict[str, tuple[int, int]], height: int, width: int) -> list[dict]:

@@ -379,3 +379,32 @@ def val_batch(images: Sequence[np.ndarray], size: int = 256) -> torch.Tensor:
     if not images:
         raise DataError("no validation photos")
     return torch.stack([to_tensor(center_crop(img, size)) for img in images])
+
+
+def colour_jitter(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """A random photographic colour change of a [3, H, W] image in [-1, 1] (kept on the uint8 grid).
+
+    Channel gains 0.75-1.25, saturation 0.5-1.5, contrast 0.7-1.3, brightness +-0.15, gamma 0.75-1.33:
+    the teacher labels these too, so the student sees many more colour statistics than the photos have.
+    """
+    def uniform(lo: float, hi: float, shape: tuple[int, ...] = (1,)) -> torch.Tensor:
+        return lo + (hi - lo) * torch.rand(shape, generator=gen)
+
+    p = (x + 1) / 2 * uniform(0.75, 1.25, (3, 1, 1))
+    grey = p.mean(0, keepdim=True)
+    p = grey + uniform(0.5, 1.5) * (p - grey)
+    mean = p.mean()
+    p = mean + uniform(0.7, 1.3) * (p - mean) + uniform(-0.15, 0.15)
+    p = p.clamp(0, 1) ** uniform(0.75, 1.33)
+    return (p * 255).round() / 127.5 - 1
+
+
+def jittered_views(images: Sequence[np.ndarray], n: int, size: int, seed: int, fraction: float = 0.7) -> torch.Tensor:
+    """`n` random size x size crops (0.33-1x of the short side), a `fraction` of them colour-jittered."""
+    crops = CropDataset(images, crop=size, seed=seed + 1, scale_range=(1.0, 3.0), length=n)
+    gen = torch.Generator().manual_seed(seed)
+    out = []
+    for i in range(n):
+        x = crops[i]
+        out.append(colour_jitter(x, gen) if torch.rand(1, generator=gen).item() < fraction else x)
+    return torch.stack(out) if out else torch.zeros(0, 3, size, size)

@@ -20,11 +20,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .colour import ColourHead
 from .errors import CheckpointError
 from .macs import count_spec_macs
 from .quant import INPUT_SCALE, TANH_SCALE, ActQuant, fake_quant_weight
@@ -33,6 +35,7 @@ from .zoo.spec import GeneratorSpec, UnitSpec
 TRUNK = "trunk"
 STUDENT_FORMAT = "gs-mobile/student"
 NORM_EPS = 1e-5
+Grade = Callable[[torch.Tensor], torch.Tensor]
 
 
 def convtranspose_to_subpixel(weight: torch.Tensor) -> torch.Tensor:
@@ -129,7 +132,8 @@ class StudentUnit(nn.Module):
         self.sigma.copy_(torch.sqrt(raw.var(dim=(2, 3), unbiased=False).mean(0) + NORM_EPS))
 
     def forward(self, x: torch.Tensor, gate: torch.Tensor | None = None,
-                in_alive: torch.Tensor | None = None) -> torch.Tensor:
+                in_alive: torch.Tensor | None = None, grade: Grade | None = None) -> torch.Tensor:
+        """`grade`: applied to the quantised pre-activation of the tanh head (the colour head)."""
         if self.calibrating and self.spec.norm:
             self.calibrate_norm(x)
         weight, bias = self.folded(gate, in_alive)
@@ -139,7 +143,8 @@ class StudentUnit(nn.Module):
         if self.spec.act == "relu":
             y = torch.relu(y)
         elif self.spec.act == "tanh":
-            y = torch.tanh(self.pre_quant(y))
+            y = self.pre_quant(y)
+            y = torch.tanh(grade(y) if grade is not None else y)
         return self.out_quant(y)
 
 
@@ -160,6 +165,12 @@ class StudentGenerator(nn.Module):
         self.register_buffer("trunk_alive", torch.ones(trunk_ch))
         self.input_quant = ActQuant(fixed=(INPUT_SCALE, 0))
         self.add_quants = nn.ModuleList([ActQuant() for _ in spec.blocks])
+        self.colour: ColourHead | None = None  # attached after GS training (compress.colour_fit)
+
+    def attach_colour_head(self) -> ColourHead:
+        """A fresh identity-grade colour head reading the residual trunk."""
+        self.colour = ColourHead(self.gen_spec.stem[-1].out_ch).to(self.trunk_gate.device)
+        return self.colour
 
     # ----- structure -----
     def unit(self, name: str) -> StudentUnit:
@@ -205,11 +216,15 @@ class StudentGenerator(nn.Module):
         return counts
 
     def macs(self, height: int = 256, width: int = 256) -> int:
-        return sum(count_spec_macs(self.gen_spec, self.channel_counts(), height, width, up_kernel=2).values())
+        convs = sum(count_spec_macs(self.gen_spec, self.channel_counts(), height, width, up_kernel=2).values())
+        return convs + (self.colour.macs(self.trunk_kept()) if self.colour is not None else 0)
+
+    def trunk_kept(self) -> int:
+        return int(self.trunk_alive.sum())
 
     def slim_params(self) -> int:
         """Parameters of the physically slimmed model (folded conv weights + biases)."""
-        total = 0
+        total = self.colour.params(self.trunk_kept()) if self.colour is not None else 0
         for u in self.gen_spec.units():
             cin, cout = self.channel_counts()[u.name]
             k = 2 if u.kind == "up" else u.kernel
@@ -222,22 +237,32 @@ class StudentGenerator(nn.Module):
         """Per unit, the alive mask of its input channels (None: input not prunable)."""
         return {c: self.alive_of(g.name) for g in self.groups().values() for c in g.consumers}
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        spec = self.gen_spec
-        gate, in_alive = self.gate(), self.input_alive()
+    def run_unit(self, u: UnitSpec, h: torch.Tensor, grade: Grade | None = None) -> torch.Tensor:
+        unit = self.unit(u.name)
+        return unit(h, self.gate() if unit.in_trunk else None, self.input_alive().get(u.name), grade)
 
-        def run(u: UnitSpec, h: torch.Tensor) -> torch.Tensor:
-            unit = self.unit(u.name)
-            return unit(h, gate if unit.in_trunk else None, in_alive.get(u.name))
-
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Input -> the quantised residual trunk tensor entering the decoder."""
         y = self.input_quant(x)
-        for u in spec.stem:
-            y = run(u, y)
-        for (a, b), add_quant in zip(spec.blocks, self.add_quants):
-            y = add_quant(y + run(b, run(a, y)))
-        for u in spec.tail:
-            y = run(u, y)
+        for u in self.gen_spec.stem:
+            y = self.run_unit(u, y)
+        for (a, b), add_quant in zip(self.gen_spec.blocks, self.add_quants):
+            y = add_quant(y + self.run_unit(b, self.run_unit(a, y)))
         return y
+
+    def decode(self, trunk: torch.Tensor, grade: Grade | None = None) -> torch.Tensor:
+        """Trunk -> output; `grade` acts on the head's pre-activation (identity when None)."""
+        y = trunk
+        for u in self.gen_spec.tail:
+            y = self.run_unit(u, y, grade if u.act == "tanh" else None)
+        return y
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        trunk = self.encode(x)
+        if self.colour is None:
+            return self.decode(trunk)
+        gain, shift = self.colour.modulation(trunk, self.trunk_alive)
+        return self.decode(trunk, lambda pre: self.colour.grade(pre, gain, shift))
 
     @torch.no_grad()
     def calibrate(self, images: torch.Tensor) -> None:
@@ -344,6 +369,8 @@ def load_student(path: Path, expect_arch: str | None = None) -> tuple[StudentGen
     if expect_arch and payload["arch"] != expect_arch:
         raise CheckpointError(f"{path} holds a {payload['arch']} student, expected {expect_arch}")
     student = StudentGenerator(GeneratorSpec.from_dict(payload["spec"]))
+    if any(k.startswith("colour.") for k in payload["state_dict"]):
+        student.attach_colour_head()
     try:
         student.load_state_dict(payload["state_dict"], strict=True)
     except RuntimeError as exc:

@@ -22,7 +22,8 @@ from torch import nn
 
 from . import channels
 from .config import G, TrainConfig
-from .data import CropDataset, PhotoSet, build_default_photos, load_photo_folder, val_batch
+from .colour_fit import fit_colour_head
+from .data import CropDataset, PhotoSet, build_default_photos, jittered_views, load_photo_folder, val_batch
 from .errors import GsError
 from .evaluate import evaluate_student, run_batched, save_grid
 from .macs import count_module_macs, count_params
@@ -83,7 +84,8 @@ def load_photos(source: str) -> PhotoSet:
 
 @torch.no_grad()
 def label_views(teacher: nn.Module, photos: PhotoSet, cfg: TrainConfig, cache: Path, show: bool) -> dict:
-    """Teacher outputs for n_views random crops of the train photos and for the val photos.
+    """Teacher outputs for n_views random crops of the train photos, for n_jitter crop-size views
+    (mostly colour-jittered, for the colour head) and for the val photos.
 
     The teacher runs once per view (it is the expensive network); training then cuts random crops
     from these (input, teacher output) pairs. Cached in RUN_DIR/cache, keyed by the set-up.
@@ -91,7 +93,8 @@ def label_views(teacher: nn.Module, photos: PhotoSet, cfg: TrainConfig, cache: P
     from tqdm import tqdm
 
     key = {"views": cfg.n_views, "view_size": cfg.view_size, "eval_size": cfg.eval_size, "seed": cfg.seed,
-           "photos": [e.sha256 for e in photos.entries]}
+           "photos": [e.sha256 for e in photos.entries], "jitter": cfg.n_jitter if cfg.colour_head else 0,
+           "jitter_size": cfg.crop}
     path = cache / "teacher_views.pt"
     if path.is_file():
         cached = torch.load(path, map_location="cpu", weights_only=False)
@@ -99,18 +102,33 @@ def label_views(teacher: nn.Module, photos: PhotoSet, cfg: TrainConfig, cache: P
             return cached
     views = CropDataset(photos.subset("train"), crop=cfg.view_size, seed=cfg.seed, length=cfg.n_views)
     inputs = torch.stack([views[i] for i in range(cfg.n_views)])
+    jitter = jittered_views(photos.subset("train"), key["jitter"], cfg.crop, cfg.seed)
     val_in = val_batch(photos.subset("val"), cfg.eval_size)
-    outs = []
-    batches = list(range(0, len(inputs), 4))
-    for i in tqdm(batches, desc="teacher labels views", unit="batch", disable=not show):
-        outs.append(teacher(inputs[i:i + 4]))
-    val_out = run_batched(teacher, val_in)
-    labelled = {"key": key, "inputs": inputs.half(), "targets": torch.cat(outs).half(),
-                "val_inputs": val_in, "val_targets": val_out}
+
+    def label(images: torch.Tensor, what: str, batch: int) -> torch.Tensor:
+        starts = range(0, len(images), batch)
+        outs = [teacher(images[i:i + batch]) for i in tqdm(starts, desc=f"teacher labels {what}", unit="batch",
+                                                          disable=not show or not len(images))]
+        return torch.cat(outs).half() if outs else images.half()
+
+    labelled = {"key": key, "inputs": inputs.half(), "targets": label(inputs, "views", 4),
+                "jitter_inputs": jitter.half(), "jitter_targets": label(jitter, "colour views", 16),
+                "val_inputs": val_in, "val_targets": run_batched(teacher, val_in)}
     tmp = path.with_suffix(".tmp")
     torch.save(labelled, tmp)
     os.replace(tmp, path)
     return labelled
+
+
+def head_views(views: dict, crop: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The colour head's training set: the labelled views tiled into crop-size squares, plus the
+    jittered crop-size views."""
+    size = views["inputs"].shape[-1]
+    starts = range(0, size - crop + 1, crop)
+    tiles = [(y, x) for y in starts for x in starts]
+    inputs = [views["inputs"][:, :, y:y + crop, x:x + crop] for y, x in tiles] + [views["jitter_inputs"]]
+    targets = [views["targets"][:, :, y:y + crop, x:x + crop] for y, x in tiles] + [views["jitter_targets"]]
+    return torch.cat(inputs), torch.cat(targets)
 
 
 def sample_batch(views: dict, cfg: TrainConfig, step: int, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -393,10 +411,23 @@ class Trainer:
         bar.close()
         return self.finish() if self.dist.main else {}
 
+    def fit_colour_head(self) -> dict | None:
+        """Train the per-image colour head on the frozen student (plain + colour-jittered views)."""
+        cfg, st = self.cfg, self.state
+        if not cfg.colour_head:
+            return None
+        before = self.evaluate(cfg.steps)
+        inputs, targets = head_views(self.views, cfg.crop)
+        fit = fit_colour_head(st.student, inputs.to(self.device), targets.to(self.device), cfg.head_steps,
+                              seed=cfg.seed, show=self.show)
+        apply_phase(st.student, cfg, cfg.steps)
+        return {**fit, "without_head": {k: before[k] for k in ("fp32", "fakequant")}}
+
     def finish(self) -> dict:
         cfg, st = self.cfg, self.state
         st.student = channels.compact(st.student)
         apply_phase(st.student, cfg, cfg.steps)
+        colour = self.fit_colour_head()
         ev = self.evaluate(cfg.steps)
         size = cfg.eval_size
         metrics = {
@@ -407,6 +438,7 @@ class Trainer:
             "student_macs": ev["macs"], "student_params": ev["params"],
             "macs_ratio": self.teacher_macs / ev["macs"], "params_ratio": self.teacher_params / ev["params"],
             "quality": {k: ev[k] for k in ("fp32", "fakequant", "identity_baseline")},
+            "colour_head": colour,
             "layers": channels.layer_report(st.student, st.original_channels, size, size),
             "sparsity": {g: 1 - st.student.channel_counts()[g][1] / st.original_channels[g][1]
                          for g in st.student.groups() if g in st.original_channels},
@@ -438,4 +470,6 @@ def summarise(metrics: dict) -> str:
         f"{q['fakequant']['psnr']:.2f} dB, fp32 {q['fp32']['psnr']:.2f} dB "
         f"(identity baseline: the input itself scores {q['identity_baseline']['psnr']:.2f} dB); "
         f"SSIM {q['fakequant']['ssim']:.3f}",
-    ])
+    ] + ([f"colour head: fake-quant {metrics['colour_head']['without_head']['fakequant']['psnr']:.2f} dB "
+          f"without it ({metrics['colour_head']['views']} views, {metrics['colour_head']['steps']} steps)"]
+         if metrics.get("colour_head") else []))

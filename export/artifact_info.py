@@ -21,7 +21,8 @@ import numpy as np
 
 TFLITE_CONVS = ("CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV")
 TFLITE_IO_OPS = ("QUANTIZE", "DEQUANTIZE")
-NORM_OPS = ("MEAN", "RSQRT", "SQUARED_DIFFERENCE", "InstanceNormalization", "instance_norm")
+# what an instance norm decomposes into (a student's colour head has a MEAN too: a global pool, no RSQRT)
+NORM_OPS = ("RSQRT", "SQUARED_DIFFERENCE", "InstanceNormalization", "instance_norm")
 
 
 def _tensor_entry(name: str, shape: list[int], dtype: str, layout: str,

@@ -14,7 +14,7 @@ and every activation where the student does.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Callable, Literal
 
 import torch
 import torch.nn.functional as F
@@ -75,8 +75,47 @@ class Layer:
 
 
 @dataclass
+class ColourGrade:
+    """The student's per-image colour head (compress/colour.py), slimmed and folded.
+
+    f = [mean_hw(trunk), max_hw(trunk)] -> pool_q; h = relu(conv1x1(f, w1, b1)) -> hidden_q;
+    gain = conv1x1(h, wg, bg) -> gain_q; shift = conv1x1(h, wt, bt) -> shift_q;
+    tanh input = ((pre * gain) -> mul_q) + shift -> grade_q, pre being the head's pre_q output.
+    """
+
+    w1: torch.Tensor
+    b1: torch.Tensor
+    wg: torch.Tensor
+    bg: torch.Tensor
+    wt: torch.Tensor
+    bt: torch.Tensor
+    pool_q: QParams | None = None
+    hidden_q: QParams | None = None
+    gain_q: QParams | None = None
+    shift_q: QParams | None = None
+    mul_q: QParams | None = None
+    grade_q: QParams | None = None
+
+    def quantisers(self) -> list[QParams | None]:
+        return [self.pool_q, self.hidden_q, self.gain_q, self.shift_q, self.mul_q, self.grade_q]
+
+    def convs(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """(weight, bias) of its three 1x1 convolutions."""
+        return [(self.w1, self.b1), (self.wg, self.bg), (self.wt, self.bt)]
+
+    def params(self) -> int:
+        return sum(w.numel() + b.numel() for w, b in self.convs())
+
+    def with_weights(self, convert: "Callable[[torch.Tensor], torch.Tensor]") -> "ColourGrade":
+        return replace(self, w1=convert(self.w1), wg=convert(self.wg), wt=convert(self.wt))
+
+
+@dataclass
 class ExportGraph:
-    """stem -> residual blocks (x + b(a(x)), then add quantiser) -> tail; RGB in [-1, 1] -> RGB."""
+    """stem -> residual blocks (x + b(a(x)), then add quantiser) -> tail; RGB in [-1, 1] -> RGB.
+
+    With a `colour` grade, the tanh head's input is graded per image from the trunk's statistics.
+    """
 
     arch: str
     stem: list[Layer]
@@ -84,6 +123,7 @@ class ExportGraph:
     tail: list[Layer]
     input_q: QParams | None = None
     add_q: list[QParams | None] = field(default_factory=list)
+    colour: ColourGrade | None = None
 
     def layers(self) -> list[Layer]:
         out = list(self.stem)
@@ -94,7 +134,8 @@ class ExportGraph:
     def act_quantisers(self) -> list[QParams | None]:
         """Every activation quantiser in execution-independent order (input, adds, outputs, pre-tanh)."""
         acts = [self.input_q, *self.add_q] + [l.out_q for l in self.layers()]
-        return acts + [l.pre_q for l in self.layers() if l.act == "tanh"]
+        acts += [l.pre_q for l in self.layers() if l.act == "tanh"]
+        return acts + (self.colour.quantisers() if self.colour else [])
 
     @property
     def quantisable(self) -> bool:
@@ -109,7 +150,7 @@ class ExportGraph:
             total += l.weight.numel() + l.bias.numel()
             if l.norm is not None:
                 total += l.norm.gamma.numel() + l.norm.beta.numel()
-        return total
+        return total + (self.colour.params() if self.colour else 0)
 
 
 def with_grid_weights(graph: ExportGraph) -> ExportGraph:
@@ -118,7 +159,8 @@ def with_grid_weights(graph: ExportGraph) -> ExportGraph:
         return replace(layer, weight=fake_quant_weight(layer.weight).detach())
 
     return replace(graph, stem=[grid(l) for l in graph.stem], blocks=[(grid(a), grid(b)) for a, b in graph.blocks],
-                   tail=[grid(l) for l in graph.tail])
+                   tail=[grid(l) for l in graph.tail],
+                   colour=graph.colour.with_weights(lambda w: fake_quant_weight(w).detach()) if graph.colour else None)
 
 
 def conv_forward(layer: Layer, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -158,28 +200,48 @@ class GraphModule(nn.Module):
             tensors = [layer.weight, layer.bias] + ([layer.norm.gamma, layer.norm.beta] if layer.norm else [])
             for j, t in enumerate(tensors):
                 self.register_buffer(f"t{i}_{j}", t)
+        for j, t in enumerate(t for wb in (graph.colour.convs() if graph.colour else []) for t in wb):
+            self.register_buffer(f"colour{j}", t)
 
-    def _layer(self, layer: Layer, x: torch.Tensor) -> torch.Tensor:
-        q = self.quantise
-        fq_weight = q and not self.weights_on_grid
-        y = conv_forward(layer, x, fake_quant_weight(layer.weight) if fq_weight else layer.weight)
+    def _fq(self, x: torch.Tensor, q: QParams | None) -> torch.Tensor:
+        return fake_quant(x, q) if self.quantise else x
+
+    def _w(self, w: torch.Tensor) -> torch.Tensor:
+        return fake_quant_weight(w) if self.quantise and not self.weights_on_grid else w
+
+    def _layer(self, layer: Layer, x: torch.Tensor, grade: tuple[torch.Tensor, torch.Tensor] | None = None
+               ) -> torch.Tensor:
+        y = conv_forward(layer, x, self._w(layer.weight))
         if layer.norm is not None:
             y = instance_norm(y, layer.norm)
         if layer.act == "relu":
             y = torch.relu(y)
         elif layer.act == "tanh":
-            y = torch.tanh(fake_quant(y, layer.pre_q) if q else y)
-        return fake_quant(y, layer.out_q) if q else y
+            y = self._fq(y, layer.pre_q)
+            if grade is not None:
+                c = self.graph.colour
+                y = self._fq(self._fq(y * grade[0], c.mul_q) + grade[1], c.grade_q)
+            y = torch.tanh(y)
+        return self._fq(y, layer.out_q)
+
+    def _modulation(self, trunk: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(gain, shift) of the colour grade, [B, 3, 1, 1] each."""
+        c = self.graph.colour
+        f = self._fq(torch.cat([trunk.mean(dim=(2, 3), keepdim=True), trunk.amax(dim=(2, 3), keepdim=True)], 1),
+                     c.pool_q)
+        h = self._fq(torch.relu(F.conv2d(f, self._w(c.w1), c.b1)), c.hidden_q)
+        return self._fq(F.conv2d(h, self._w(c.wg), c.bg), c.gain_q), self._fq(F.conv2d(h, self._w(c.wt), c.bt), c.shift_q)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         g = self.graph
-        y = fake_quant(x, g.input_q) if self.quantise else x
+        y = self._fq(x, g.input_q)
         for layer in g.stem:
             y = self._layer(layer, y)
         for i, (a, b) in enumerate(g.blocks):
             y = y + self._layer(b, self._layer(a, y))
             if self.quantise:
                 y = fake_quant(y, g.add_q[i])
+        grade = self._modulation(y) if g.colour else None
         for layer in g.tail:
-            y = self._layer(layer, y)
+            y = self._layer(layer, y, grade if layer.act == "tanh" else None)
         return y

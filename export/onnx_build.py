@@ -67,7 +67,26 @@ class _OnnxBuilder:
                                               self.const("b_zp", np.zeros(len(bs), np.int32))], "b_dq", axis=0)
         return w_dq, b_dq
 
-    def layer(self, layer: Layer, x: str, in_q: QParams | None) -> str:
+    def conv1x1(self, x: str, w: torch.Tensor, b: torch.Tensor, in_q: QParams | None) -> str:
+        wd, bd = self.conv_params(w, b, in_q)
+        return self.node("Conv", [x, wd, bd], "conv", kernel_shape=[1, 1])
+
+    def modulation(self, trunk: str) -> tuple[str, str]:
+        """The colour head: ReduceMean + ReduceMax of the trunk -> three 1x1 convs -> (gain, shift)."""
+        c = self.graph.colour
+        pooled = [self.qdq(self.node(op, [trunk], op.lower(), axes=[2, 3], keepdims=1), c.pool_q)
+                  for op in ("ReduceMean", "ReduceMax")]
+        f = self.qdq(self.node("Concat", pooled, "concat", axis=1), c.pool_q)
+        h = self.qdq(self.node("Relu", [self.conv1x1(f, c.w1, c.b1, c.pool_q)], "relu"), c.hidden_q)
+        return (self.qdq(self.conv1x1(h, c.wg, c.bg, c.hidden_q), c.gain_q),
+                self.qdq(self.conv1x1(h, c.wt, c.bt, c.hidden_q), c.shift_q))
+
+    def grade(self, pre: str, gain: str, shift: str) -> str:
+        c = self.graph.colour
+        scaled = self.qdq(self.node("Mul", [pre, gain], "mul"), c.mul_q)
+        return self.qdq(self.node("Add", [scaled, shift], "add"), c.grade_q)
+
+    def layer(self, layer: Layer, x: str, in_q: QParams | None, grade: tuple[str, str] | None = None) -> str:
         k = layer.weight.shape[-1]
         if layer.kind == "convT":
             w, b = self.conv_params(layer.weight, layer.bias, in_q)
@@ -92,7 +111,8 @@ class _OnnxBuilder:
         if layer.act == "relu":
             y = self.node("Relu", [y], "relu")
         elif layer.act == "tanh":
-            y = self.node("Tanh", [self.qdq(y, layer.pre_q)], "tanh")
+            y = self.qdq(y, layer.pre_q)
+            y = self.node("Tanh", [self.grade(y, *grade) if grade else y], "tanh")
         y = self.qdq(y, layer.out_q)
         if layer.kind == "up":
             y = self.qdq(self.node("DepthToSpace", [y], "d2s", blocksize=2, mode="CRD"), layer.out_q)
@@ -108,8 +128,9 @@ class _OnnxBuilder:
             r = self.layer(b, h, a.out_q)
             q = g.add_q[i] if g.add_q else None
             y = self.qdq(self.node("Add", [y, r], "add"), q)
+        grade = self.modulation(y) if g.colour else None
         for layer in g.tail:
-            y, q = self.layer(layer, y, q), layer.out_q
+            y, q = self.layer(layer, y, q, grade if layer.act == "tanh" else None), layer.out_q
         self.nodes.append(helper.make_node("Identity", [y], ["output"], name="output"))
         graph = helper.make_graph(
             self.nodes, f"{g.arch}_{'int8' if self.quantise else 'fp32'}",

@@ -9,6 +9,8 @@ emits exactly zero (no constant), and `StudentUnit.folded(gate, in_alive)` alrea
 weights that read dead inputs. Cutting those rows and columns changes no sum, and per-channel weight
 scales (max |w| over the kept inputs) are unchanged. Norms are folded by `folded()` itself. A channel
 with gamma 0 but alive 1 emits a constant and is *kept* (it is not pruned), so nothing is lost.
+The colour head pools the trunk: a dead trunk channel's mean and max are 0, so its two input
+columns of the head's first 1x1 conv are cut the same way.
 
 Torch-Pruning's DependencyGraph is not used: the student's explicit group table
 (`StudentGenerator.groups()`, residual trunk as one coupled group) already is the dependency graph,
@@ -24,7 +26,7 @@ from compress.student import TRUNK, StudentGenerator
 from compress.zoo.spec import GeneratorSpec, UnitSpec
 
 from .errors import ExportError
-from .graph import ExportGraph, InstanceNorm, Layer, QParams
+from .graph import ColourGrade, ExportGraph, InstanceNorm, Layer, QParams
 
 
 def act_qparams(aq: ActQuant | None) -> QParams | None:
@@ -68,7 +70,19 @@ def slim_graph(student: StudentGenerator) -> ExportGraph:
             u.name, u.kind, weight[rows][:, cols].detach().clone().float(), bias[rows].detach().clone().float(),
             u.stride, u.pad, u.pad_mode, u.act, None, act_qparams(unit.out_quant), act_qparams(unit.pre_quant))
     return _assemble(spec, layers, input_q=act_qparams(student.input_quant),
-                     add_q=[act_qparams(q) for q in student.add_quants])
+                     add_q=[act_qparams(q) for q in student.add_quants], colour=slim_colour(student))
+
+
+@torch.no_grad()
+def slim_colour(student: StudentGenerator) -> ColourGrade | None:
+    """The colour head reading only the alive trunk channels (their mean and max features)."""
+    head = student.colour
+    if head is None:
+        return None
+    w1, b1 = head.folded_w1(student.trunk_alive)
+    quants = [act_qparams(q) for q in head.quantisers()]
+    return ColourGrade(w1.clone().float(), b1.clone().float(), head.wg.clone().float(), head.bg.clone().float(),
+                       head.wt.clone().float(), head.bt.clone().float(), *quants)
 
 
 def _teacher_norm(module: nn.Module | None) -> InstanceNorm | None:

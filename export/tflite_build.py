@@ -20,6 +20,9 @@ output channels) run as space-to-depth: pad, SPACE_TO_DEPTH(2), a 4x4 VALID conv
 output channels (each output phase holds all 49 taps of its channel, zeros elsewhere), DEPTH_TO_SPACE(2)
 after the activation. Same products, same per-channel weight scales, same requantisation: the int8
 output is unchanged, but XNNPACK gets channel counts it vectorises well.
+
+A student's colour head (`ColourGrade`) is MEAN + REDUCE_MAX + CONCATENATION + three 1x1 CONV_2D on a
+1x1 tensor, then a broadcast MUL and ADD on the head's pre-activation: all int8 ops.
 """
 from __future__ import annotations
 
@@ -88,6 +91,20 @@ def uses_space_to_depth(layer: Layer, height: int) -> bool:
             and layer.norm is None)
 
 
+def not_splat(bias: torch.Tensor) -> np.ndarray:
+    """A bias whose entries are not all equal, as a numpy constant.
+
+    Measured with the TF 2.21 converter: a per-channel conv bias whose values are all equal (a "splat"
+    constant, e.g. the colour head's initial gain bias of ones) is quantised to int32 with the scale of
+    channel 0 for every channel, so the other channels come out wrong by their scale ratio. Moving
+    entry i by i float32 ulps (far below the int32 bias step) keeps the constant dense.
+    """
+    b = bias.detach().float().numpy().copy()
+    if len(b) > 1 and np.all(b == b[0]) and b[0] != 0:
+        b = b + np.arange(len(b), dtype=np.float32) * np.spacing(b[0])
+    return b
+
+
 class _Builder:
     """Emits the TF ops of one ExportGraph (fake-quantised or fp32)."""
 
@@ -122,15 +139,15 @@ class _Builder:
         if layer.kind == "up":
             perm = _dcr_order(layer.out_channels)
             x = tf.pad(x, [[0, 0], [0, 1], [0, 1], [0, 0]])
-            return tf.nn.conv2d(x, self.weight(w[perm]), 1, "VALID") + b[perm].numpy()
+            return tf.nn.conv2d(x, self.weight(w[perm]), 1, "VALID") + not_splat(b[perm])
         if to_depth:
             x = tf.nn.space_to_depth(self.pad(layer, x), 2)
-            return tf.nn.conv2d(x, self.weight(space_to_depth_kernel(w)), 1, "VALID") + b.repeat(4).numpy()
+            return tf.nn.conv2d(x, self.weight(space_to_depth_kernel(w)), 1, "VALID") + not_splat(b.repeat(4))
         p = layer.pad
         fuse_same = layer.pad_mode != "reflect" and layer.stride == 1 and w.shape[-1] == 2 * p + 1
         if p and not fuse_same:
             x = self.pad(layer, x)
-        return tf.nn.conv2d(x, self.weight(w), layer.stride, "SAME" if p and fuse_same else "VALID") + b.numpy()
+        return tf.nn.conv2d(x, self.weight(w), layer.stride, "SAME" if p and fuse_same else "VALID") + not_splat(b)
 
     def pad(self, layer: Layer, x: Any) -> Any:
         """Explicit padding of `layer` (reflection or zeros)."""
@@ -139,7 +156,7 @@ class _Builder:
             return reflect_pad(self.tf, x, p)
         return self.tf.pad(x, [[0, 0], [p, p], [p, p], [0, 0]])
 
-    def layer(self, layer: Layer, x: Any) -> Any:
+    def layer(self, layer: Layer, x: Any, grade: tuple[Any, Any] | None = None) -> Any:
         tf = self.tf
         to_depth = uses_space_to_depth(layer, int(x.shape[1]))
         y = self.conv(layer, x, to_depth)
@@ -149,11 +166,30 @@ class _Builder:
         if layer.act == "relu":
             y = tf.nn.relu(y)
         elif layer.act == "tanh":
-            y = tf.math.tanh(self.fq(y, layer.pre_q))
+            y = self.fq(y, layer.pre_q)
+            if grade is not None:
+                if to_depth:  # the grade is per output channel: back to pixels first (int8 data movement)
+                    y, to_depth = tf.nn.depth_to_space(y, 2), False
+                y = self.grade(y, *grade)
+            y = tf.math.tanh(y)
         y = self.fq(y, layer.out_q)
         if layer.kind == "up" or to_depth:
             y = tf.nn.depth_to_space(y, 2)
         return y
+
+    def conv1x1(self, x: Any, w: torch.Tensor, b: torch.Tensor) -> Any:
+        return self.tf.nn.conv2d(x, self.weight(w), 1, "VALID") + not_splat(b)
+
+    def modulation(self, trunk: Any) -> tuple[Any, Any]:
+        """The colour head: MEAN + REDUCE_MAX of the trunk -> three 1x1 convs -> (gain, shift)."""
+        tf, c = self.tf, self.graph.colour
+        pooled = [self.fq(op(trunk, axis=[1, 2], keepdims=True), c.pool_q) for op in (tf.reduce_mean, tf.reduce_max)]
+        h = self.fq(tf.nn.relu(self.conv1x1(self.fq(tf.concat(pooled, axis=3), c.pool_q), c.w1, c.b1)), c.hidden_q)
+        return self.fq(self.conv1x1(h, c.wg, c.bg), c.gain_q), self.fq(self.conv1x1(h, c.wt, c.bt), c.shift_q)
+
+    def grade(self, pre: Any, gain: Any, shift: Any) -> Any:
+        c = self.graph.colour
+        return self.fq(self.fq(pre * gain, c.mul_q) + shift, c.grade_q)
 
     def __call__(self, x: Any) -> Any:
         g = self.graph
@@ -162,8 +198,9 @@ class _Builder:
             y = self.layer(layer, y)
         for i, (a, b) in enumerate(g.blocks):
             y = self.fq(y + self.layer(b, self.layer(a, y)), g.add_q[i] if g.add_q else None)
+        grade = self.modulation(y) if g.colour else None
         for layer in g.tail:
-            y = self.layer(layer, y)
+            y = self.layer(layer, y, grade if layer.act == "tanh" else None)
         return y
 
 

@@ -20,8 +20,10 @@ def make_tiny_teacher(arch: str = "cyclegan", seed: int = 0) -> torch.nn.Module:
     return gen
 
 
-def make_tiny_student(arch: str = "cyclegan", prune: float = 0.4, seed: int = 0, size: int = 32) -> StudentGenerator:
-    """A calibrated student of a tiny teacher with a random `prune` fraction of every group dead."""
+def make_tiny_student(arch: str = "cyclegan", prune: float = 0.4, seed: int = 0, size: int = 32,
+                      colour: bool = True) -> StudentGenerator:
+    """A calibrated student of a tiny teacher with a random `prune` fraction of every group dead and
+    (with `colour`) a colour head with random, non-identity weights."""
     teacher = make_tiny_teacher(arch, seed)
     gen = torch.Generator().manual_seed(seed)
     images = torch.rand(4, 3, size, size, generator=gen) * 2 - 1
@@ -31,5 +33,10 @@ def make_tiny_student(arch: str = "cyclegan", prune: float = 0.4, seed: int = 0,
             dead = torch.randperm(group.size, generator=gen)[: int(prune * group.size)]
             student.alive_of(name)[dead] = 0
             student.scale_of(name)[dead] = 0
+        if colour:
+            head = student.attach_colour_head()
+            head.calibrate(student.encode(images))
+            for p in (head.wg, head.wt):
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.01)  # a gentle grade, as a trained head
         student.calibrate(images)  # ranges of the pruned network
     return student.eval()

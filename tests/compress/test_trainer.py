@@ -58,6 +58,9 @@ def test_run_writes_the_contract(full_run: Path) -> None:
     student, payload = load_student(full_run / "student.pt", expect_arch="cyclegan")
     assert payload["teacher"]["arch"] == "cyclegan" and student.macs(48, 48) == m["student_macs"]
     assert all(int(student.alive_of(g).min()) == 1 for g in student.groups())  # compacted: no dead channels
+    # the colour head was fitted after GS training on the tiled views + the jittered ones
+    assert student.colour is not None and m["colour_head"]["views"] == 6 * 1 + 8
+    assert set(m["colour_head"]["without_head"]) == {"fp32", "fakequant"}
 
 
 def test_killed_and_resumed_equals_uninterrupted(setup_dir: Path, full_run: Path, tmp_path: Path,

@@ -32,11 +32,16 @@ def test_slim_fp32_equals_masked_student(tiny_student_ckpt) -> None:
 def test_slim_fake_quant_matches_student(tiny_student_ckpt) -> None:
     student, _ = load_student(tiny_student_ckpt)
     x = _inputs()
+    graph = slim_graph(student)
     with torch.no_grad():
-        ref, out = student(x), GraphModule(slim_graph(student), quantise=True)(x)
-    # same grids and weights; only summation order differs, so at most a rare one-step flip
-    assert (out - ref).abs().max().item() <= 2 / 128 + 1e-6
-    assert (out == ref).float().mean().item() > 0.99
+        ref, out = student(x), GraphModule(graph, quantise=True)(x)
+        gain, _ = student.colour.modulation(student.encode(x), student.trunk_alive)
+    # same grids and weights; only summation order differs, so at most a rare one-step flip; the
+    # colour grade multiplies a flipped pre-activation step by its gain (then regrids it)
+    c, pre_q = graph.colour, graph.tail[-1].pre_q
+    tol = 2 / 128 + pre_q.scale * float(gain.abs().max()) + c.mul_q.scale + c.grade_q.scale
+    assert (out - ref).abs().max().item() <= tol + 1e-6
+    assert (out == ref).float().mean().item() > 0.98
 
 
 def test_slim_is_physically_smaller(tiny_student_ckpt) -> None:
