@@ -47,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, help="student weight learning rate (Adam)")
     p.add_argument("--no-gan", action="store_true", help="ablation: drop the GAN term")
     p.add_argument("--no-qat", action="store_true", help="ablation: train in fp32 (no fake quantisation)")
+    p.add_argument("--no-colour-head", action="store_true",
+                   help="ablation: skip the per-image colour head (no jittered views, no head phase)")
     p.add_argument("--lambda-gan", type=float, help="weight of the LSGAN term")
     p.add_argument("--w-feat", type=float, help="weight of the teacher-encoder feature distance (0: pixel L1 only)")
     p.add_argument("--seed", type=int, help="random seed")
@@ -76,6 +78,8 @@ def config_from_args(a: argparse.Namespace):  # noqa: ANN201 - TrainConfig
         cfg = replace(cfg, gan=False)
     if a.no_qat:
         cfg = replace(cfg, qat=False)
+    if a.no_colour_head:
+        cfg = replace(cfg, colour_head=False)
     return cfg
 
 

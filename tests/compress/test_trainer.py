@@ -127,6 +127,14 @@ def test_bad_input_is_one_line_and_nonzero(case: str, setup_dir: Path, tmp_path:
     assert not (tmp_path / "out" / "student.pt").exists()
 
 
+def test_no_colour_head_ablation(setup_dir: Path, tmp_path: Path) -> None:
+    assert main(args(setup_dir, tmp_path / "plain", "--steps", "4", "--no-colour-head")) == 0
+    m = json.loads((tmp_path / "plain" / "metrics.json").read_text())
+    student, _ = load_student(tmp_path / "plain" / "student.pt")
+    assert m["colour_head"] is None and student.colour is None and m["config"]["colour_head"] is False
+    assert len(torch.load(tmp_path / "plain" / "cache" / "teacher_views.pt", weights_only=False)["jitter_inputs"]) == 0
+
+
 def test_cartoongan_teacher_trains(setup_dir: Path, tmp_path: Path) -> None:
     argv = args(setup_dir, tmp_path / "cg", "--steps", "4")
     argv[argv.index("--teacher") + 1] = str(setup_dir / "cartoon.pth")
