@@ -43,7 +43,9 @@ class TrainConfig:
     freeze_ranges: float = 0.85  # activation ranges frozen from here
     gan: bool = True
     colour_head: bool = True     # fit the per-image colour head after GS training (compress/colour.py)
-    n_jitter: int = 1600         # extra teacher-labelled crop-size views, 70% colour-jittered, for the head
+    n_jitter: int = 4800         # extra teacher-labelled views, 70% colour-jittered, for the colour head
+    jitter_size: int = 64        # their size: the head learns from pooled statistics, which transfer from
+                                 # 64 px views to 256 px photos (measured), at a third of the labelling cost
     head_steps: int = 3000
     ndf: int = 32
     ckpt_every: int = 100
@@ -70,11 +72,11 @@ PRESETS: dict[str, TrainConfig] = {
     "paper": TrainConfig(preset="paper", steps=40000, batch=8, crop=256, view_size=320, n_views=2000,
                          lr=1e-5, lr_d=1e-5, weight_decay=1e-3, lambda_gan=1.0, ndf=64,
                          prune_start=0.05, prune_end=0.5, qat_start=0.5, ckpt_every=1000, log_every=50,
-                         eval_every=5000, device="cuda", n_jitter=4000, head_steps=6000),
+                         eval_every=5000, device="cuda", n_jitter=8000, jitter_size=128, head_steps=6000),
     # seconds, for tests and smoke runs
     "tiny": TrainConfig(preset="tiny", steps=12, batch=2, crop=32, view_size=48, n_views=6, eval_size=48,
                         ndf=8, ckpt_every=4, log_every=2, eval_every=6, prune_start=0.1, prune_end=0.5,
-                        qat_start=0.5, freeze_ranges=0.8, n_jitter=8, head_steps=20),
+                        qat_start=0.5, freeze_ranges=0.8, n_jitter=8, jitter_size=32, head_steps=20),
 }
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 from torch import nn
 
 from . import channels
@@ -94,7 +95,7 @@ def label_views(teacher: nn.Module, photos: PhotoSet, cfg: TrainConfig, cache: P
 
     key = {"views": cfg.n_views, "view_size": cfg.view_size, "eval_size": cfg.eval_size, "seed": cfg.seed,
            "photos": [e.sha256 for e in photos.entries], "jitter": cfg.n_jitter if cfg.colour_head else 0,
-           "jitter_size": cfg.crop}
+           "jitter_size": cfg.jitter_size}
     path = cache / "teacher_views.pt"
     if path.is_file():
         cached = torch.load(path, map_location="cpu", weights_only=False)
@@ -102,7 +103,7 @@ def label_views(teacher: nn.Module, photos: PhotoSet, cfg: TrainConfig, cache: P
             return cached
     views = CropDataset(photos.subset("train"), crop=cfg.view_size, seed=cfg.seed, length=cfg.n_views)
     inputs = torch.stack([views[i] for i in range(cfg.n_views)])
-    jitter = jittered_views(photos.subset("train"), key["jitter"], cfg.crop, cfg.seed)
+    jitter = jittered_views(photos.subset("train"), key["jitter"], cfg.jitter_size, cfg.seed)
     val_in = val_batch(photos.subset("val"), cfg.eval_size)
 
     def label(images: torch.Tensor, what: str, batch: int) -> torch.Tensor:
@@ -120,15 +121,19 @@ def label_views(teacher: nn.Module, photos: PhotoSet, cfg: TrainConfig, cache: P
     return labelled
 
 
-def head_views(views: dict, crop: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The colour head's training set: the labelled views tiled into crop-size squares, plus the
-    jittered crop-size views."""
-    size = views["inputs"].shape[-1]
-    starts = range(0, size - crop + 1, crop)
-    tiles = [(y, x) for y in starts for x in starts]
-    inputs = [views["inputs"][:, :, y:y + crop, x:x + crop] for y, x in tiles] + [views["jitter_inputs"]]
-    targets = [views["targets"][:, :, y:y + crop, x:x + crop] for y, x in tiles] + [views["jitter_targets"]]
-    return torch.cat(inputs), torch.cat(targets)
+def head_views(views: dict, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The colour head's training set: the labelled views, downscaled to about 2x `size` and tiled
+    into size x size squares, plus the jittered views (size x size)."""
+    factor = max(1, views["inputs"].shape[-1] // (2 * size))
+
+    def tiles(images: torch.Tensor) -> list[torch.Tensor]:
+        images = F.avg_pool2d(images.float(), factor) if factor > 1 else images
+        starts = range(0, images.shape[-1] - size + 1, size)
+        return [images[:, :, y:y + size, x:x + size] for y in starts for x in starts]
+
+    inputs = tiles(views["inputs"]) + [views["jitter_inputs"].float()]
+    targets = tiles(views["targets"]) + [views["jitter_targets"].float()]
+    return torch.cat(inputs).half(), torch.cat(targets).half()
 
 
 def sample_batch(views: dict, cfg: TrainConfig, step: int, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -417,7 +422,7 @@ class Trainer:
         if not cfg.colour_head:
             return None
         before = self.evaluate(cfg.steps)
-        inputs, targets = head_views(self.views, cfg.crop)
+        inputs, targets = head_views(self.views, cfg.jitter_size)
         fit = fit_colour_head(st.student, inputs.to(self.device), targets.to(self.device), cfg.head_steps,
                               seed=cfg.seed, show=self.show)
         apply_phase(st.student, cfg, cfg.steps)
