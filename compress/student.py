@@ -237,24 +237,32 @@ class StudentGenerator(nn.Module):
         """Per unit, the alive mask of its input channels (None: input not prunable)."""
         return {c: self.alive_of(g.name) for g in self.groups().values() for c in g.consumers}
 
-    def run_unit(self, u: UnitSpec, h: torch.Tensor, grade: Grade | None = None) -> torch.Tensor:
-        unit = self.unit(u.name)
-        return unit(h, self.gate() if unit.in_trunk else None, self.input_alive().get(u.name), grade)
+    def _runner(self) -> Callable[..., torch.Tensor]:
+        """run(unit spec, input[, grade]) with this forward pass's trunk gate and input masks."""
+        gate, in_alive = self.gate(), self.input_alive()
+
+        def run(u: UnitSpec, h: torch.Tensor, grade: Grade | None = None) -> torch.Tensor:
+            unit = self.unit(u.name)
+            return unit(h, gate if unit.in_trunk else None, in_alive.get(u.name), grade)
+
+        return run
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Input -> the quantised residual trunk tensor entering the decoder."""
+        run = self._runner()
         y = self.input_quant(x)
         for u in self.gen_spec.stem:
-            y = self.run_unit(u, y)
+            y = run(u, y)
         for (a, b), add_quant in zip(self.gen_spec.blocks, self.add_quants):
-            y = add_quant(y + self.run_unit(b, self.run_unit(a, y)))
+            y = add_quant(y + run(b, run(a, y)))
         return y
 
     def decode(self, trunk: torch.Tensor, grade: Grade | None = None) -> torch.Tensor:
         """Trunk -> output; `grade` acts on the head's pre-activation (identity when None)."""
+        run = self._runner()
         y = trunk
         for u in self.gen_spec.tail:
-            y = self.run_unit(u, y, grade if u.act == "tanh" else None)
+            y = run(u, y, grade if u.act == "tanh" else None)
         return y
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

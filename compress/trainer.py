@@ -85,8 +85,8 @@ def load_photos(source: str) -> PhotoSet:
 
 @torch.no_grad()
 def label_views(teacher: nn.Module, photos: PhotoSet, cfg: TrainConfig, cache: Path, show: bool) -> dict:
-    """Teacher outputs for n_views random crops of the train photos, for n_jitter crop-size views
-    (mostly colour-jittered, for the colour head) and for the val photos.
+    """Teacher outputs for n_views random crops of the train photos, for n_jitter views of
+    jitter_size px (mostly colour-jittered, for the colour head) and for the val photos.
 
     The teacher runs once per view (it is the expensive network); training then cuts random crops
     from these (input, teacher output) pairs. Cached in RUN_DIR/cache, keyed by the set-up.

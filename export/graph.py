@@ -106,7 +106,8 @@ class ColourGrade:
     def params(self) -> int:
         return sum(w.numel() + b.numel() for w, b in self.convs())
 
-    def with_weights(self, convert: "Callable[[torch.Tensor], torch.Tensor]") -> "ColourGrade":
+    def with_weights(self, convert: Callable[[torch.Tensor], torch.Tensor]) -> ColourGrade:
+        """A copy with `convert` applied to the three conv weights."""
         return replace(self, w1=convert(self.w1), wg=convert(self.wg), wt=convert(self.wt))
 
 
