@@ -25,6 +25,7 @@ ROWS: dict[str, list[str]] = {
     "budget 1/14 MACs, 1/18 params": ["--target-macs", "1/14", "--target-params", "1/18"],
     "1/9 budget, no GAN term": ["--no-gan"],
     "1/9 budget, no QAT (fp32 training)": ["--no-qat"],
+    "1/9 budget, no colour head": ["--no-colour-head"],
 }
 
 
