@@ -385,7 +385,8 @@ def colour_jitter(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """A random photographic colour change of a [3, H, W] image in [-1, 1] (kept on the uint8 grid).
 
     Channel gains 0.75-1.25, saturation 0.5-1.5, contrast 0.7-1.3, brightness +-0.15, gamma 0.75-1.33:
-    the teacher labels these too, so the student sees many more colour statistics than the photos have.
+    the teacher labels these too, so the colour head learns from many more colour statistics than the
+    photos have.
     """
     def uniform(lo: float, hi: float, shape: tuple[int, ...] = (1,)) -> torch.Tensor:
         return lo + (hi - lo) * torch.rand(shape, generator=gen)

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from compress.colour import ColourHead
 from compress.quant import QMAX, QMIN, fake_quant_weight
 
 LayerKind = Literal["conv", "up", "convT"]
@@ -228,8 +229,7 @@ class GraphModule(nn.Module):
     def _modulation(self, trunk: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(gain, shift) of the colour grade, [B, 3, 1, 1] each."""
         c = self.graph.colour
-        f = self._fq(torch.cat([trunk.mean(dim=(2, 3), keepdim=True), trunk.amax(dim=(2, 3), keepdim=True)], 1),
-                     c.pool_q)
+        f = self._fq(ColourHead.pooled(trunk), c.pool_q)
         h = self._fq(torch.relu(F.conv2d(f, self._w(c.w1), c.b1)), c.hidden_q)
         return self._fq(F.conv2d(h, self._w(c.wg), c.bg), c.gain_q), self._fq(F.conv2d(h, self._w(c.wt), c.bt), c.shift_q)
 
