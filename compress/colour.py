@@ -98,9 +98,9 @@ class ColourHead(nn.Module):
         return self.grade_quant(self.mul_quant(pre * gain) + shift)
 
     @torch.no_grad()
-    def calibrate(self, trunks: torch.Tensor) -> None:
-        """Feature standardisation from pooled trunk tensors [N, C, H, W] (or pooled [N, 2C, 1, 1])."""
-        f = (trunks if trunks.shape[-1] == 1 else self.pooled(trunks)).flatten(1)
+    def calibrate(self, pooled: torch.Tensor) -> None:
+        """Feature standardisation from pooled trunk features [N, 2C, 1, 1] (see `pooled`)."""
+        f = pooled.flatten(1)
         self.f_mu.copy_(f.mean(0))
         self.f_sd.copy_(f.std(0).clamp_min(1e-3) if len(f) > 1 else torch.ones_like(self.f_mu))
 

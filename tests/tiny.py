@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 
+from compress.colour import ColourHead
 from compress.student import StudentGenerator, student_from_teacher
 from compress.zoo import create_generator
 
@@ -35,7 +36,7 @@ def make_tiny_student(arch: str = "cyclegan", prune: float = 0.4, seed: int = 0,
             student.scale_of(name)[dead] = 0
         if colour:
             head = student.attach_colour_head()
-            head.calibrate(student.encode(images))
+            head.calibrate(ColourHead.pooled(student.encode(images)))
             for p in (head.wg, head.wt):
                 p.copy_(torch.randn(p.shape, generator=gen) * 0.01)  # a gentle grade, as a trained head
         student.calibrate(images)  # ranges of the pruned network
