@@ -148,8 +148,9 @@ def _copy_quant(old: ActQuant, new: ActQuant) -> None:
 def compact(student: StudentGenerator) -> StudentGenerator:
     """A smaller StudentGenerator holding only alive channels; same function, fewer MACs to train."""
     groups = student.groups()
-    out_idx = {p: student.alive_of(g).nonzero().flatten() for g, grp in groups.items() for p in grp.producers}
-    in_idx = {c: student.alive_of(g).nonzero().flatten() for g, grp in groups.items() for c in grp.consumers}
+    alive = {g: student.alive_of(g).cpu() for g in groups}  # index arithmetic on the CPU, any training device
+    out_idx = {p: alive[g].nonzero().flatten() for g, grp in groups.items() for p in grp.producers}
+    in_idx = {c: alive[g].nonzero().flatten() for g, grp in groups.items() for c in grp.consumers}
     spec = student.gen_spec
 
     def resize(u: UnitSpec) -> UnitSpec:
@@ -166,13 +167,13 @@ def compact(student: StudentGenerator) -> StudentGenerator:
         cout_full = torch.arange(u.out_ch)
         _slice_unit(student.unit(u.name), new.unit(u.name), out_idx.get(u.name, cout_full),
                     in_idx.get(u.name, cin_full))
-    trunk = student.alive_of(TRUNK).nonzero().flatten()
-    new.trunk_gate.data.copy_(student.trunk_gate.data[trunk])
+    trunk = alive[TRUNK].nonzero().flatten()
+    new.trunk_gate.data.copy_(student.trunk_gate.data[trunk.to(student.trunk_gate.device)])
     _copy_quant(student.input_quant, new.input_quant)
     for q_old, q_new in zip(student.add_quants, new.add_quants):
         _copy_quant(q_old, q_new)
     if student.colour is not None:
-        _slice_colour(student.colour, new.attach_colour_head(), student.alive_of(TRUNK))
+        _slice_colour(student.colour, new.attach_colour_head(), alive[TRUNK])
     new.train(student.training)
     return new
 

@@ -22,7 +22,7 @@ def ssim(a: torch.Tensor, b: torch.Tensor) -> list[float]:
 
     return [float(structural_similarity(x.permute(1, 2, 0).numpy(), y.permute(1, 2, 0).numpy(),
                                         channel_axis=2, data_range=2.0))
-            for x, y in zip(a.float(), b.float())]
+            for x, y in zip(a.float().cpu(), b.float().cpu())]
 
 
 @torch.no_grad()

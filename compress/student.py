@@ -208,10 +208,12 @@ class StudentGenerator(nn.Module):
         groups = self.groups()
         out_of = {p: g for g in groups.values() for p in g.producers}
         in_of = {c: g for g in groups.values() for c in g.consumers}
+        # one device->host copy for all groups (a sync per group made GPU pruning CPU-bound)
+        kept = dict(zip(groups, torch.stack([self.alive_of(g).sum() for g in groups]).tolist()))
         counts = {}
         for u in self.gen_spec.units():
-            cin = int(self.alive_of(in_of[u.name].name).sum()) if u.name in in_of else u.in_ch
-            cout = int(self.alive_of(out_of[u.name].name).sum()) if u.name in out_of else u.out_ch
+            cin = int(kept[in_of[u.name].name]) if u.name in in_of else u.in_ch
+            cout = int(kept[out_of[u.name].name]) if u.name in out_of else u.out_ch
             counts[u.name] = (cin, cout)
         return counts
 
@@ -225,8 +227,9 @@ class StudentGenerator(nn.Module):
     def slim_params(self) -> int:
         """Parameters of the physically slimmed model (folded conv weights + biases)."""
         total = self.colour.params(self.trunk_kept()) if self.colour is not None else 0
+        counts = self.channel_counts()
         for u in self.gen_spec.units():
-            cin, cout = self.channel_counts()[u.name]
+            cin, cout = counts[u.name]
             k = 2 if u.kind == "up" else u.kernel
             mult = 4 if u.kind == "up" else 1
             total += cout * mult * (cin * k * k + 1)

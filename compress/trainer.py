@@ -84,12 +84,14 @@ def load_photos(source: str) -> PhotoSet:
 
 
 @torch.no_grad()
-def label_views(teacher: nn.Module, photos: PhotoSet, cfg: TrainConfig, cache: Path, show: bool) -> dict:
+def label_views(teacher: nn.Module, photos: PhotoSet, cfg: TrainConfig, cache: Path, show: bool,
+                device: torch.device | str = "cpu") -> dict:
     """Teacher outputs for n_views random crops of the train photos, for n_jitter views of
     jitter_size px (mostly colour-jittered, for the colour head) and for the val photos.
 
-    The teacher runs once per view (it is the expensive network); training then cuts random crops
-    from these (input, teacher output) pairs. Cached in RUN_DIR/cache, keyed by the set-up.
+    The teacher runs once per view (it is the expensive network) on `device`; training then cuts
+    random crops from these (input, teacher output) pairs, kept on the CPU. Cached in RUN_DIR/cache,
+    keyed by the set-up.
     """
     from tqdm import tqdm
 
@@ -108,13 +110,17 @@ def label_views(teacher: nn.Module, photos: PhotoSet, cfg: TrainConfig, cache: P
 
     def label(images: torch.Tensor, what: str, batch: int) -> torch.Tensor:
         starts = range(0, len(images), batch)
-        outs = [teacher(images[i:i + batch]) for i in tqdm(starts, desc=f"teacher labels {what}", unit="batch",
-                                                          disable=not show or not len(images))]
+        outs = [teacher(images[i:i + batch].to(device)).cpu()
+                for i in tqdm(starts, desc=f"teacher labels {what}", unit="batch", disable=not show or not len(images))]
         return torch.cat(outs).half() if outs else images.half()
 
-    labelled = {"key": key, "inputs": inputs.half(), "targets": label(inputs, "views", 4),
-                "jitter_inputs": jitter.half(), "jitter_targets": label(jitter, "colour views", 16),
-                "val_inputs": val_in, "val_targets": run_batched(teacher, val_in)}
+    teacher.to(device)
+    try:
+        labelled = {"key": key, "inputs": inputs.half(), "targets": label(inputs, "views", 4),
+                    "jitter_inputs": jitter.half(), "jitter_targets": label(jitter, "colour views", 16),
+                    "val_inputs": val_in, "val_targets": run_batched(teacher, val_in.to(device)).cpu()}
+    finally:
+        teacher.to("cpu")
     tmp = path.with_suffix(".tmp")
     torch.save(labelled, tmp)
     os.replace(tmp, path)
@@ -258,7 +264,7 @@ class Trainer:
         # writing the same file raced: one rank's rename removed the other's temporary file)
         if not self.dist.main:
             self.dist.barrier()
-        self.views = label_views(self.teacher.model, self.photos, cfg, self.run_dir / "cache", self.show)
+        self.views = label_views(self.teacher.model, self.photos, cfg, self.run_dir / "cache", self.show, self.device)
         if self.dist.main:
             self.dist.barrier()
         self.teacher_macs = count_module_macs(self.teacher.model, cfg.eval_size, cfg.eval_size)
@@ -430,7 +436,7 @@ class Trainer:
 
     def finish(self) -> dict:
         cfg, st = self.cfg, self.state
-        st.student = channels.compact(st.student)
+        st.student = channels.compact(st.student).to(self.device)
         apply_phase(st.student, cfg, cfg.steps)
         colour = self.fit_colour_head()
         ev = self.evaluate(cfg.steps)
