@@ -213,16 +213,19 @@ def save_state(path: Path, st: TrainState, cfg: TrainConfig, teacher: Teacher) -
     os.replace(tmp, path)
 
 
-def load_state(path: Path, cfg: TrainConfig, teacher: Teacher) -> TrainState:
+def load_state(path: Path, cfg: TrainConfig, teacher: Teacher, device: torch.device | str = "cpu") -> TrainState:
+    """A checkpoint's training state, the modules on `device` before their optimizer states load (an
+    optimizer's state lands on its parameters' device at load time, not when they move later)."""
     p = read_payload(path, CKPT_FORMAT, "a gs-compress training checkpoint", "cannot resume from", GsError)
     if p["teacher_sha256"] != teacher.sha256:
         raise GsError(f"{path} was trained against another teacher (sha256 {p['teacher_sha256'][:12]}...)")
     student = StudentGenerator(GeneratorSpec.from_dict(p["spec"]))
     student.load_state_dict(p["student"])
-    student.train()
+    student.train().to(device)
     disc = PatchDiscriminator(ndf=cfg.ndf) if p["disc"] is not None else None
     if disc:
         disc.load_state_dict(p["disc"])
+        disc.to(device)
     opt_w, opt_gamma = make_optimizers(student, cfg)
     opt_w.load_state_dict(p["opt_w"])
     opt_gamma.load_state_dict(p["opt_gamma"])
@@ -278,7 +281,7 @@ class Trainer:
         self.objective = GSObjective(FeatureDistance(self.teacher.model.encoder()) if cfg.w_feat > 0 else None,
                                      cfg.beta, cfg.w_feat, cfg.lambda_gan if cfg.gan else 0.0).to(self.device)
         if self.resume and self.ckpt_path.is_file():
-            self.state = load_state(self.ckpt_path, cfg, self.teacher)
+            self.state = load_state(self.ckpt_path, cfg, self.teacher, self.device)
         else:
             if self.resume and self.dist.main:
                 print(f"no checkpoint in {self.ckpt_path.parent}: starting from scratch")
