@@ -86,9 +86,10 @@ class ColourHead(nn.Module):
                              ) -> tuple[torch.Tensor, torch.Tensor]:
         """`modulation` from already pooled features [B, 2C, 1, 1]."""
         f = self.pool_quant(pooled)
-        w1, b1 = self.folded_w1(trunk_alive)
-        if trunk_alive is not None:
-            f = f[:, self.feature_columns(trunk_alive)]
+        w1, b1 = self.folded_w1()
+        if trunk_alive is not None:  # the slice folded_w1(trunk_alive) takes, with one index computation
+            cols = self.feature_columns(trunk_alive)
+            w1, f = w1[:, cols], f[:, cols]
         h = self.hidden_quant(torch.relu(F.conv2d(f, self._w(w1), b1)))
         return (self.gain_quant(F.conv2d(h, self._w(self.wg), self.bg)),
                 self.shift_quant(F.conv2d(h, self._w(self.wt), self.bt)))

@@ -439,7 +439,7 @@ class Trainer:
 
     def finish(self) -> dict:
         cfg, st = self.cfg, self.state
-        st.student = channels.compact(st.student).to(self.device)
+        self.compact()
         apply_phase(st.student, cfg, cfg.steps)
         colour = self.fit_colour_head()
         ev = self.evaluate(cfg.steps)
