@@ -78,9 +78,19 @@ def save_grid(path: Path, columns: dict[str, torch.Tensor], max_rows: int = 6, n
             if c == len(names) - 1 and notes:
                 ax.set_xlabel(notes[r], fontsize=8)
     fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def save_figure(fig: "object", path: Path) -> Path:
+    """Write a matplotlib figure as a PNG through a temporary name, then close it."""
+    import matplotlib.pyplot as plt
+
     path = Path(path)
     tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=90)
-    plt.close(fig)
-    tmp.replace(path)
+    try:
+        fig.savefig(tmp, dpi=90)
+        tmp.replace(path)
+    finally:
+        plt.close(fig)
+        tmp.unlink(missing_ok=True)
     return path

@@ -135,6 +135,31 @@ def test_no_colour_head_ablation(setup_dir: Path, tmp_path: Path) -> None:
     assert len(torch.load(tmp_path / "plain" / "cache" / "teacher_views.pt", weights_only=False)["jitter_inputs"]) == 0
 
 
+def test_ablation_table_reports_each_run_before_and_after_its_colour_head(setup_dir: Path, tmp_path: Path) -> None:
+    from compress.ablation import plot_tradeoff, table
+
+    assert main(args(setup_dir, tmp_path / "head", "--steps", "4")) == 0
+    assert main(args(setup_dir, tmp_path / "plain", "--steps", "4", "--no-colour-head")) == 0
+    md, rows = table({"with head": tmp_path / "head", "no head": tmp_path / "plain"})
+    m = json.loads((tmp_path / "head" / "metrics.json").read_text())
+    before = m["colour_head"]["without_head"]["fakequant"]["psnr"]
+    assert rows[0]["psnr_fakequant_without_head"] == before and rows[1]["psnr_fakequant_without_head"] is None
+    assert rows[0]["psnr_fakequant"] == m["quality"]["fakequant"]["psnr"] and rows[0]["steps"] == 4
+    lines = md.splitlines()
+    assert len(lines) == 4 and f"{before:.2f} dB" in lines[2] and "| - |" in lines[3]
+    png = plot_tradeoff(rows, tmp_path / "tradeoff.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and not list(tmp_path.glob("*.tmp.png"))
+
+
+def test_ablation_names_the_log_of_a_failed_run(tmp_path: Path) -> None:
+    from compress.ablation import RunFailed, run_row
+
+    with pytest.raises(RunFailed, match="budget_x.log"):
+        run_row("budget x", ["--teacher", str(tmp_path / "missing.pth")], tmp_path, 2, None, {})
+    assert "gs-compress: error:" in (tmp_path / "budget_x.log").read_text()
+    assert not (tmp_path / "budget_x" / "metrics.json").exists()
+
+
 def test_cartoongan_teacher_trains(setup_dir: Path, tmp_path: Path) -> None:
     argv = args(setup_dir, tmp_path / "cg", "--steps", "4")
     argv[argv.index("--teacher") + 1] = str(setup_dir / "cartoon.pth")
