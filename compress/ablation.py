@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         except RunFailed as exc:
             print(f"{p.prog}: error: {exc}", file=sys.stderr)
             return 1
-    runs = {name: a.default_run if name not in done else done[name] for name in ROWS}
+    runs = {name: done.get(name, a.default_run) for name in ROWS}
     md, rows = table(runs)
     (a.out / "table.md").write_text(md + "\n")
     (a.out / "table.json").write_text(json.dumps(rows, indent=2))
