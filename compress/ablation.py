@@ -31,6 +31,7 @@ ROWS: dict[str, list[str]] = {
     "1/9 budget, no QAT (fp32 training)": ["--no-qat"],
 }
 DEFAULT_ROW = "budget 1/9 MACs, 1/12 params (quick default)"
+SERIES = (("psnr_fakequant", "fake-quant INT8 student"), ("psnr_fakequant_without_head", "same, before the colour head"))
 
 
 class RunFailed(RuntimeError):
@@ -105,8 +106,7 @@ def plot_tradeoff(rows: list[dict], path: Path) -> Path:
 
     fig, (ax, bars) = plt.subplots(1, 2, figsize=(12, 4.6), gridspec_kw={"width_ratios": [1, 1.3]})
     budgets = sorted((r for r in rows if r["run"].startswith("budget")), key=lambda r: r["macs"])
-    for key, style, label in (("psnr_fakequant", "o-", "fake-quant INT8 student"),
-                              ("psnr_fakequant_without_head", "s--", "same, before the colour head")):
+    for (key, label), style in zip(SERIES, ("o-", "s--")):
         pts = [(r["macs"] / G, r[key]) for r in budgets if r[key] is not None]
         if pts:
             ax.plot(*zip(*pts), style, label=label)
@@ -122,8 +122,7 @@ def plot_tradeoff(rows: list[dict], path: Path) -> Path:
     ax.legend(fontsize=8, loc="lower right")
     ax.grid(alpha=0.3)
     y = range(len(rows))
-    for offset, key, label in ((0.2, "psnr_fakequant", "fake-quant INT8 student"),
-                               (-0.2, "psnr_fakequant_without_head", "before the colour head")):
+    for (key, label), offset in zip(SERIES, (0.2, -0.2)):
         drawn = bars.barh([i + offset for i in y], [r[key] or 0 for r in rows], height=0.4, label=label)
         bars.bar_label(drawn, labels=[f"{r[key]:.2f}" if r[key] else "" for r in rows], fontsize=7, padding=2)
     bars.set_yticks(list(y), [r["run"] for r in rows], fontsize=8)

@@ -1,13 +1,19 @@
 """Quality of a student against its teacher: PSNR / SSIM on val photos, and a sample grid PNG."""
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import nn
 
 from .quant import set_quantisation
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> list[float]:
@@ -81,16 +87,19 @@ def save_grid(path: Path, columns: dict[str, torch.Tensor], max_rows: int = 6, n
     return save_figure(fig, path)
 
 
-def save_figure(fig: "object", path: Path) -> Path:
-    """Write a matplotlib figure as a PNG through a temporary name, then close it."""
+def save_figure(fig: Figure, path: Path, dpi: int = 90) -> Path:
+    """Write a matplotlib figure as a PNG through a unique temporary name in the same folder, then
+    rename it into place (world-readable like any other output); the figure is closed either way."""
     import matplotlib.pyplot as plt
 
     path = Path(path)
-    tmp = path.with_name(path.stem + ".tmp.png")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
+    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=90)
-        tmp.replace(path)
+        fig.savefig(tmp, dpi=dpi)
+        os.chmod(tmp, 0o644)  # mkstemp files start as 0600
+        os.replace(tmp, path)
     finally:
         plt.close(fig)
-        tmp.unlink(missing_ok=True)
+        Path(tmp).unlink(missing_ok=True)
     return path

@@ -17,8 +17,6 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -132,21 +130,6 @@ class Figure:
     caption: str = ""
 
 
-def _savefig(fig: Any, path: Path) -> Path:
-    """Save a matplotlib figure through a temp file in the same folder, then rename."""
-    plt = _plt()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=90)
-        publish(Path(tmp))
-        os.replace(tmp, path)
-    finally:
-        plt.close(fig)
-        Path(tmp).unlink(missing_ok=True)
-    return path
-
-
 def publish(path: Path) -> Path:
     """World-readable like any other output (temp files start as 0600)."""
     path.chmod(0o644)
@@ -194,7 +177,9 @@ def plot_training(history: Sequence[dict[str, Any]], path: Path) -> Path | None:
         if len(lines) > 1:
             ax.legend(fontsize=7)
     fig.tight_layout()
-    return _savefig(fig, path)
+    from compress.evaluate import save_figure
+
+    return save_figure(fig, path)
 
 
 def plot_channels(layers: Sequence[dict[str, Any]], path: Path) -> Path | None:
@@ -215,7 +200,9 @@ def plot_channels(layers: Sequence[dict[str, Any]], path: Path) -> Path | None:
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    return _savefig(fig, path)
+    from compress.evaluate import save_figure
+
+    return save_figure(fig, path)
 
 
 # ----------------------------------------------------------------------------------------------

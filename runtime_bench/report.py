@@ -102,11 +102,11 @@ def bar_chart(results: Sequence[dict[str, Any]], path: Path, title: str = "gs-be
     ax2.set_title("size")
     fig.suptitle(title)
     fig.tight_layout()
+    from compress.evaluate import save_figure
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=100)
 
 
 def image_grid(inputs: np.ndarray, columns: dict[str, np.ndarray], path: Path, max_rows: int = 4) -> Path:

@@ -148,7 +148,8 @@ def test_ablation_table_reports_each_run_before_and_after_its_colour_head(setup_
     lines = md.splitlines()
     assert len(lines) == 4 and f"{before:.2f} dB" in lines[2] and "| - |" in lines[3]
     png = plot_tradeoff(rows, tmp_path / "tradeoff.png")
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and not list(tmp_path.glob("*.tmp.png"))
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_mode & 0o777 == 0o644
+    assert [f.name for f in tmp_path.iterdir() if f.is_file()] == ["tradeoff.png"]
 
 
 def test_ablation_names_the_log_of_a_failed_run(tmp_path: Path) -> None:
