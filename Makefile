@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.gs-installed
 OUT    ?= runs/demo
 
 .PHONY: install sysdeps demo test test-fast clean
-SYSDEPS := aapt zipalign apksigner kotlin adb default-jdk-headless unzip chromium valgrind
+SYSDEPS := aapt zipalign apksigner kotlin adb default-jdk-headless unzip chromium valgrind qemu-user
 
 $(STAMP): requirements.txt constraints.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)

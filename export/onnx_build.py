@@ -1,12 +1,17 @@
-"""ExportGraph -> ONNX (opset 17): fp32, or INT8 QDQ with the QAT grids (no calibration).
+"""ExportGraph -> ONNX (opset 17): fp32, or 8-bit QDQ with the QAT grids (no calibration).
 
 The graph is written directly with `onnx.helper` (NCHW, input "input" [1, 3, S, S] float, output
 "output"), so every scale and zero point is the student's:
-- activations: QuantizeLinear/DequantizeLinear pairs (int8, per tensor) where the student
+- activations: QuantizeLinear/DequantizeLinear pairs (per tensor) where the student
   fake-quantises, and again after each data-movement op (reflect Pad, DepthToSpace) with the same
-  grid (exact: those ops only move int8 values), so each Conv/Add/Tanh reads DequantizeLinear outputs;
-- weights: int8 initializers, per-output-channel symmetric scale max|w| / 127 (axis 0, zero point 0);
+  grid (exact: those ops only move 8-bit values), so each Conv/Add/Tanh reads DequantizeLinear outputs;
+- weights: per-output-channel symmetric scale max|w| / 127 (axis 0), values in [-127, 127];
 - biases: int32 with scale input_scale * weight_scale (what ORT's QLinearConv and TFLite execute).
+Activations and weights are stored as uint8, offset by 128 (activation zero point = the student's
+int8 zero point + 128, weight zero point 128): the same real values as the int8 grids, but ORT then
+runs its U8U8 GEMM kernels. Its U8S8 kernels on x86 without VNNI (AVX2) sum pairs of u8*s8 products
+with VPMADDUBSW, whose int16 result saturates; on the tiny students that cost 15-25 dB against the
+INT8 TFLite, the U8U8 path is exact on every ISA.
 The result is checked with `onnx.checker` and simplified with onnxslim.
 """
 from __future__ import annotations
@@ -16,11 +21,17 @@ import onnx
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
-from compress.quant import weight_scales
+from compress.quant import WQMAX, weight_scales
 
 from .graph import ExportGraph, Layer, QParams
 
 OPSET = 17
+U8_OFFSET = 128  # int8 value + 128 = the uint8 value that stands for the same real number
+
+
+def as_uint8(q: np.ndarray) -> np.ndarray:
+    """int8 grid values (or zero points) as the uint8 values of the same real numbers."""
+    return (np.asarray(q, np.int16) + U8_OFFSET).astype(np.uint8)
 
 
 class _OnnxBuilder:
@@ -46,21 +57,21 @@ class _OnnxBuilder:
         return out
 
     def qdq(self, x: str, q: QParams | None) -> str:
-        """Quantize then dequantize on an int8 per-tensor grid (identity when fp32)."""
+        """Quantize then dequantize on the student's per-tensor grid, as uint8 (identity when fp32)."""
         if not self.quantise or q is None:
             return x
         s = self.const("scale", np.array(q.scale, np.float32))
-        z = self.const("zp", np.array(q.zero_point, np.int8))
+        z = self.const("zp", as_uint8(q.zero_point))
         return self.node("DequantizeLinear", [self.node("QuantizeLinear", [x, s, z], "q"), s, z], "dq")
 
     def conv_params(self, w: torch.Tensor, b: torch.Tensor, in_q: QParams | None) -> tuple[str, str]:
-        """Weight and bias inputs: float initializers, or DequantizeLinear of int8 / int32 ones."""
+        """Weight and bias inputs: float initializers, or DequantizeLinear of uint8 / int32 ones."""
         if not self.quantise:
             return self.const("w", w.numpy()), self.const("b", b.numpy())
         ws = weight_scales(w).numpy().astype(np.float32)
-        wq = np.clip(np.rint(w.numpy() / ws[:, None, None, None]), -127, 127).astype(np.int8)
-        w_dq = self.node("DequantizeLinear", [self.const("w_q", wq), self.const("w_scale", ws),
-                                              self.const("w_zp", np.zeros(len(ws), np.int8))], "w_dq", axis=0)
+        wq = np.clip(np.rint(w.numpy() / ws[:, None, None, None]), -WQMAX, WQMAX)
+        w_dq = self.node("DequantizeLinear", [self.const("w_q", as_uint8(wq)), self.const("w_scale", ws),
+                                              self.const("w_zp", as_uint8(np.zeros(len(ws))))], "w_dq", axis=0)
         bs = (ws * np.float32(in_q.scale)).astype(np.float32)
         bq = np.rint(b.numpy() / bs).astype(np.int32)
         b_dq = self.node("DequantizeLinear", [self.const("b_q", bq), self.const("b_scale", bs),

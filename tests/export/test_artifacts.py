@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ from compress.cache import sha256_file
 from export.artifact_info import tflite_info
 from export.formats import ARTIFACTS
 from export.manifest import ARTIFACT_KEYS, MAC_CONVENTION, path_sha256
+from export.onnx_build import U8_OFFSET
 from export.slim import slim_graph
 from export.validate import TOLERANCE_DB
 
@@ -102,11 +104,32 @@ def test_int8_onnx_is_qdq_with_qat_grids(shared_export) -> None:
     model = onnx.load(str(shared_export.out / "student_int8.onnx"))
     assert model.opset_import[0].version >= 17
     inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
-    qs = {(float(inits[n.input[1]].item()), int(inits[n.input[2]].item()))
-          for n in model.graph.node if n.op_type == "QuantizeLinear"}
+    quantize = [n for n in model.graph.node if n.op_type == "QuantizeLinear"]
+    # uint8 activations: zero point = the student's int8 zero point + 128, same scale
+    assert {inits[n.input[2]].dtype for n in quantize} == {np.dtype(np.uint8)}
+    qs = {(float(inits[n.input[1]].item()), int(inits[n.input[2]].item()) - U8_OFFSET) for n in quantize}
     grids = _grids(shared_export.run.student)
     assert all(_in(g, grids) for g in qs) and all(_in(g, qs) for g in grids)
+    # uint8 weights with every zero point 128: the int8 values in [-127, 127], offset by 128
+    weights = [n for n in model.graph.node
+               if n.op_type == "DequantizeLinear" and n.input[0] in inits and inits[n.input[0]].ndim == 4]
+    assert weights and all(inits[n.input[0]].dtype == np.uint8 and inits[n.input[0]].min() >= 1
+                           and set(inits[n.input[2]].tolist()) == {U8_OFFSET} for n in weights)
     onnx.checker.check_model(model, full_check=True)
+
+
+def test_int8_onnx_runs_quantised_in_onnxruntime(shared_export, tmp_path) -> None:
+    """ORT fuses every Conv, Add, Mul and Concat with its Q/DQ into a QLinear op (no float conv left)."""
+    import onnx
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    opts.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    ort.InferenceSession(str(shared_export.out / "student_int8.onnx"), opts, providers=["CPUExecutionProvider"])
+    ops = Counter(n.op_type for n in onnx.load(opts.optimized_model_filepath).graph.node)
+    assert ops["QLinearConv"] > 0 and ops["QLinearAdd"] > 0 and ops["QLinearMul"] == 1 and ops["QLinearConcat"] == 1
+    assert not {"Conv", "ConvTranspose", "Add", "Mul", "Concat"} & set(ops), ops
 
 
 @pytest.mark.parametrize("name", ["student_w8_mlpackage", "student_w8a8_mlpackage"])
