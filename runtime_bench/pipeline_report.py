@@ -363,16 +363,27 @@ def channel_table(layers: Sequence[dict[str, Any]]) -> Table:
 
 
 def environment_line(bench: dict[str, Any] | None) -> str:
-    """One line: CPU, cores, threads, OS, load, runtime versions (from bench.json)."""
+    """One line: CPU, its int8 ISA, cores, threads, OS, load, runtime versions (from bench.json)."""
     env = _get(bench, "environment")
     if not env:
         return NA
     versions = ", ".join(f"{k} {v}" for k, v in (env.get("versions") or {}).items() if v)
     load = env.get("load_average")
-    parts = [str(env.get("cpu_model") or NA), f"{env.get('machine', NA)} {env.get('system', '')}".strip(),
+    parts = [str(env.get("cpu_model") or NA), str(_get(env, "isa", "summary") or ""),
+             f"{env.get('machine', NA)} {env.get('system', '')}".strip(),
              f"{env.get('usable_cores', NA)} usable cores", f"{env.get('threads', NA)} threads",
              f"load {' '.join(map(str, load))}" if load else "", versions, str(env.get("note") or "")]
     return "; ".join(p for p in parts if p)
+
+
+def isa_line(bench: dict[str, Any] | None) -> str:
+    """The int8 instruction set of the CPU the bench ran on (bench.json's environment.isa summary);
+    for a remote target it is the host's, and says so."""
+    summary = _get(bench, "environment", "isa", "summary")
+    if not summary:
+        return NA
+    target = _get(bench, "target")
+    return str(summary) if target in (None, "local") else f"{summary} (this host; the artifacts ran on {target})"
 
 
 def commands(src: Sources, out_dir: Path) -> list[str]:
@@ -440,6 +451,7 @@ def build_context(src: Sources, out_dir: Path) -> dict[str, Any]:
         "bench_settings": _get(src.bench, "settings") or {},
         "skipped": [f"{s.get('name')}: {s.get('reason')}" for s in (_get(src.bench, "skipped") or [])],
         "environment": environment_line(src.bench),
+        "isa": isa_line(src.bench),
         "commands": commands(src, out_dir),
         "notes": src.notes,
     }

@@ -83,8 +83,16 @@ def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def cpu_model(cpuinfo: str | None = None) -> str:
-    """CPU model name from /proc/cpuinfo (x86 "model name", ARM "Hardware"/"CPU part"), else platform."""
+#: /proc/cpuinfo flags that decide int8 speed: the dot-product (VNNI / dotprod / i8mm) and matrix (AMX)
+#: instructions; without them x86 int8 GEMMs fall back to VPMADDUBSW (AVX2 / AVX-512) pairs.
+INT8_FLAGS = {
+    "x86": ("avx2", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "amx_tile", "amx_int8", "amx_bf16"),
+    "arm": ("asimd", "asimddp", "i8mm", "sve", "sve2"),
+}
+
+
+def _cpuinfo(cpuinfo: str | None) -> dict[str, str]:
+    """The first value of each "key : value" line of /proc/cpuinfo (or of the text given)."""
     if cpuinfo is None:
         try:
             cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
@@ -95,12 +103,44 @@ def cpu_model(cpuinfo: str | None = None) -> str:
         key, sep, value = line.partition(":")
         if sep and key.strip() not in fields:
             fields[key.strip()] = value.strip()
+    return fields
+
+
+def cpu_model(cpuinfo: str | None = None) -> str:
+    """CPU model name from /proc/cpuinfo (x86 "model name", ARM "Hardware"/"CPU part"), else platform."""
+    fields = _cpuinfo(cpuinfo)
     for key in ("model name", "Hardware", "Model", "cpu model"):
         if fields.get(key):
             return fields[key]
     if fields.get("CPU part"):
         return f"ARM implementer {fields.get('CPU implementer', '?')} part {fields['CPU part']}"
     return platform.processor() or platform.machine()
+
+
+def _isa_summary(family: str, flags: set[str]) -> str:
+    """One label for the best int8 instructions among `flags`."""
+    if family == "x86":
+        for flag, label in (("amx_int8", "AMX-INT8"), ("avx512_vnni", "AVX-512 VNNI"), ("avx_vnni", "AVX-VNNI"),
+                            ("avx512f", "AVX-512 (no VNNI)"), ("avx2", "AVX2 (no VNNI)")):
+            if flag in flags:
+                return f"x86-64 {label}"
+        return "x86-64 (no AVX2)"
+    for flag, label in (("i8mm", "i8mm"), ("asimddp", "dotprod")):
+        if flag in flags:
+            return f"aarch64 {label}" + (" SVE" if "sve" in flags else "")
+    return "aarch64 (no dotprod)"
+
+
+def isa(cpuinfo: str | None = None) -> dict[str, Any]:
+    """The int8-relevant CPU flags present (x86 "flags", ARM "Features" of /proc/cpuinfo) and a summary
+    such as "x86-64 AVX2 (no VNNI)"; without /proc/cpuinfo flags is empty and the summary the machine."""
+    fields = _cpuinfo(cpuinfo)
+    family = "x86" if "flags" in fields else "arm" if "Features" in fields else None
+    if family is None:
+        return {"summary": f"{platform.machine() or 'unknown'} (flags unknown)", "flags": []}
+    present = set(fields["flags" if family == "x86" else "Features"].split())
+    flags = [f for f in INT8_FLAGS[family] if f in present]
+    return {"summary": _isa_summary(family, set(flags)), "flags": flags}
 
 
 def versions() -> dict[str, str | None]:
@@ -133,6 +173,6 @@ def environment(threads: int) -> dict[str, Any]:
         load = [round(v, 2) for v in os.getloadavg()]
     except OSError:
         load = None
-    return {"cpu_model": cpu_model(), "machine": platform.machine(), "system": platform.system(),
+    return {"cpu_model": cpu_model(), "isa": isa(), "machine": platform.machine(), "system": platform.system(),
             "logical_cores": os.cpu_count(), "physical_cores": physical, "usable_cores": affinity,
             "threads": int(threads), "load_average": load, "versions": versions()}

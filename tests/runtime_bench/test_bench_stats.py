@@ -42,9 +42,40 @@ def test_cpu_model_parsing() -> None:
     assert stats.cpu_model("Hardware\t: BCM2835\nModel\t: Raspberry Pi 4\n") == "BCM2835"
 
 
+_X86 = "processor\t: 0\nmodel name\t: CPU\nflags\t\t: fpu sse2 avx avx2 fma {}\nprocessor\t: 1\nflags\t\t: fpu\n"
+_ARM = "processor\t: 0\nFeatures\t: fp asimd aes crc32 {}\nCPU part\t: 0xd0c\n"
+
+
+@pytest.mark.parametrize("cpuinfo, flags, summary", [
+    (_X86.format(""), ["avx2"], "x86-64 AVX2 (no VNNI)"),
+    (_X86.format("avx512f avx512bw"), ["avx2", "avx512f", "avx512bw"], "x86-64 AVX-512 (no VNNI)"),
+    (_X86.format("avx_vnni"), ["avx2", "avx_vnni"], "x86-64 AVX-VNNI"),
+    (_X86.format("avx512f avx512_vnni avx_vnni"), ["avx2", "avx512f", "avx512_vnni", "avx_vnni"], "x86-64 AVX-512 VNNI"),
+    (_X86.format("avx512f avx512_vnni amx_tile amx_int8"), ["avx2", "avx512f", "avx512_vnni", "amx_tile", "amx_int8"],
+     "x86-64 AMX-INT8"),
+    ("processor\t: 0\nflags\t\t: fpu sse2\n", [], "x86-64 (no AVX2)"),
+    (_ARM.format(""), ["asimd"], "aarch64 (no dotprod)"),
+    (_ARM.format("asimddp"), ["asimd", "asimddp"], "aarch64 dotprod"),
+    (_ARM.format("asimddp sve i8mm"), ["asimd", "asimddp", "i8mm", "sve"], "aarch64 i8mm SVE"),
+])
+def test_isa_from_cpuinfo(cpuinfo: str, flags: list[str], summary: str) -> None:
+    assert stats.isa(cpuinfo) == {"summary": summary, "flags": flags}
+
+
+def test_isa_without_cpuinfo() -> None:
+    isa = stats.isa("")
+    assert isa["flags"] == [] and isa["summary"].endswith("(flags unknown)")
+
+
 def test_environment_and_sha(tmp_path: Path) -> None:
     env = stats.environment(2)
     assert env["threads"] == 2 and env["cpu_model"] and env["versions"]["python"]
+    assert env["isa"] == stats.isa()
+    if Path("/proc/cpuinfo").is_file():  # this host's flags, read independently
+        words = set(Path("/proc/cpuinfo").read_text().split())
+        assert set(env["isa"]["flags"]) == {f for fs in stats.INT8_FLAGS.values() for f in fs} & words
+        assert ("VNNI" in env["isa"]["summary"] and "no VNNI" not in env["isa"]["summary"]) == bool(
+            {"avx512_vnni", "avx_vnni"} & words)
     assert env["versions"]["numpy"] == np.__version__
     p = tmp_path / "f.bin"
     p.write_bytes(b"abc" * 1000)

@@ -125,6 +125,8 @@ def test_numbers_match_manifest_and_bench(pipeline: Pipeline) -> None:
     metrics = json.loads((pipeline.run / "metrics.json").read_text())
     assert f"{metrics['quality']['fakequant']['psnr']:.2f} dB" in md
     assert f"--size {SIZE}" in md and "gs-bench" in md
+    isa = pipeline.bench["environment"]["isa"]
+    assert isa["summary"] and all(isa["summary"] in doc for doc in (html, md))
 
 
 def _chromium() -> str:
@@ -161,6 +163,20 @@ def test_missing_inputs_render_as_na(tmp_path: Path) -> None:
     for doc in (html, md):
         assert "bench.json not found" in doc and "n/a (no manifest.json)" in doc
     assert "<img" not in html and "![" not in md
+
+
+@pytest.mark.parametrize("target, suffix", [("local", ""), ("adb", " (this host; the artifacts ran on adb)")])
+def test_isa_printed_next_to_speedups(tmp_path: Path, target: str, suffix: str) -> None:
+    """bench.json's environment.isa summary appears on the speedup line of both reports."""
+    bench = tmp_path / "bench.json"
+    bench.write_text(json.dumps({"target": target, "settings": {"runs": 3, "threads": 1},
+                                 "environment": {"cpu_model": "CPU", "isa": {"summary": "x86-64 AVX2 (no VNNI)",
+                                                                             "flags": ["avx2"]}}}))
+    out = tmp_path / "report"
+    assert write_report(out, tmp_path / "no_run", tmp_path / "no_export", bench) == 0
+    for name in ("report.html", "report.md"):
+        line = next(ln for ln in (out / name).read_text().splitlines() if "speedup = teacher p50" in ln)
+        assert f"x86-64 AVX2 (no VNNI){suffix}" in line.replace("&#39;", "'"), line
 
 
 def test_training_plot_tolerates_ablation_history(tmp_path: Path) -> None:
