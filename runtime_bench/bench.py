@@ -171,7 +171,7 @@ def run_bench(export_dir: Path, runtime: str, settings: Settings, target: Target
 
     export_dir = Path(export_dir)
     manifest = load_manifest(export_dir)
-    size = check_size(manifest, settings.size)
+    size = check_size(export_dir, manifest, settings.size)
     images, names = quality.load_images(images_dir, size, max_images)
     artifacts, skipped = select_artifacts(export_dir, manifest, runtime)
     measured: list[Measured] = []

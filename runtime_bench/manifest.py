@@ -67,13 +67,13 @@ def load_manifest(export_dir: Path) -> dict[str, Any]:
     return manifest
 
 
-def manifest_size(manifest: dict[str, Any]) -> tuple[int, int]:
+def manifest_size(export_dir: Path, manifest: dict[str, Any]) -> tuple[int, int]:
     """The export's (height, width) from ``image_size``; BenchError when missing or not two positive ints."""
     size = manifest.get("image_size")
     if (not isinstance(size, list) or len(size) != 2
             or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)):
-        raise BenchError(f"manifest.json has no valid image_size (expected [height, width], got {size!r}); "
-                         "re-run gs-export")
+        raise BenchError(f"{Path(export_dir) / 'manifest.json'} has no valid image_size (expected [height, width], "
+                         f"got {size!r}); re-run gs-export")
     return size[0], size[1]
 
 
@@ -89,17 +89,17 @@ def static_input_size(entry: dict[str, Any]) -> tuple[int, int] | None:
     return (shape[1], shape[2]) if tensor.get("layout") == "NHWC" else (shape[2], shape[3])
 
 
-def check_size(manifest: dict[str, Any], size: tuple[int, int] | None) -> tuple[int, int]:
+def check_size(export_dir: Path, manifest: dict[str, Any], size: tuple[int, int] | None) -> tuple[int, int]:
     """The input size to bench at: ``size`` (``--size``) or the manifest's, which every static artifact must take.
 
     BenchError when ``--size`` differs from the size the artifacts were exported at (they have fixed shapes).
     """
-    exported = manifest_size(manifest)
+    exported = manifest_size(export_dir, manifest)
     if size is None or tuple(size) == exported:
         return exported
     fixed = [str(e.get("name")) for e in manifest["artifacts"] if static_input_size(e) not in (None, tuple(size))]
     if fixed:
-        raise BenchError(f"--size {size[0]}x{size[1]} does not fit this export: {', '.join(fixed[:3])}"
+        raise BenchError(f"--size {size[0]}x{size[1]} does not fit {export_dir}: {', '.join(fixed[:3])}"
                          f"{' ...' if len(fixed) > 3 else ''} take {exported[0]}x{exported[1]} inputs only; "
                          f"omit --size, or export at that size (gs-export --size {size[0]})")
     return tuple(size)  # type: ignore[return-value]
