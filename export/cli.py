@@ -37,7 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--teacher", type=Path, default=None, help="teacher checkpoint (default: the one recorded in student.pt)")
     p.add_argument("--arch", choices=("cyclegan", "cartoongan"), default=None,
                    help="architecture of --teacher (the student must be the same)")
-    p.add_argument("--images", type=Path, default=None, help="validation photos (default: scikit-image samples)")
+    p.add_argument("--images", type=Path, default=None, help="validation photos (default: scikit-image samples); unreadable files are "
+                   "skipped with a warning")
     p.add_argument("--quiet", action="store_true", help="no progress display")
     return p
 

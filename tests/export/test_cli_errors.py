@@ -1,10 +1,15 @@
 """Bad input: one line on stderr, exit code 2, no file left behind."""
 from __future__ import annotations
 
+import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -13,6 +18,8 @@ from export.cli import main
 from tests.tiny import make_tiny_teacher
 
 from tests.export.helpers import TinyRun, cli_args
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _fails(capsys: pytest.CaptureFixture, argv: list[str], *, expect: str) -> str:
@@ -115,3 +122,89 @@ def test_console_process_exit_code(tmp_path: Path) -> None:
                           capture_output=True, text=True, cwd=Path(__file__).parents[2])
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "no student checkpoint" in proc.stderr
+
+
+@pytest.mark.parametrize("size", ["0", "-8", "8", "30", "4100", "abc"])
+def test_impossible_size_refused_before_any_work(tiny_run: TinyRun, tmp_path: Path, capsys, size: str) -> None:
+    out = tmp_path / "out"
+    start = time.perf_counter()
+    _fails(capsys, [*cli_args(tiny_run, out, "--format", "onnx"), "--size", size], expect="--size")
+    assert time.perf_counter() - start < 10
+    assert not out.exists()
+
+
+def _png(path: Path, seed: int, h: int = 72, w: int = 80) -> None:
+    from PIL import Image
+
+    Image.fromarray(np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)).save(path)
+
+
+def test_images_folder_without_usable_images(tiny_run: TinyRun, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "out"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    _fails(capsys, cli_args(tiny_run, out, "--format", "onnx", "--images", str(empty)), expect="holds no image files")
+    (empty / "a.jpg").write_bytes(b"")
+    (empty / "b.png").write_bytes(b"\x89PNG\r\n\x1a\n cut short")
+    assert main(cli_args(tiny_run, out, "--format", "onnx", "--images", str(empty))) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert [line.split(":")[1].strip() for line in lines] == ["warning", "warning", "error"], lines
+    assert "a.jpg" in lines[0] and "b.png" in lines[1] and "none of its 2 image files is usable" in lines[2]
+    assert _no_files(out)
+
+
+def test_corrupt_images_skipped_with_a_warning(tiny_run: TinyRun, tmp_path: Path, capsys) -> None:
+    images = tmp_path / "images"
+    images.mkdir()
+    _png(images / "a.png", 0)
+    (images / "b.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    _png(images / "c.png", 1)
+    out = tmp_path / "out"
+    assert main(cli_args(tiny_run, out, "--format", "onnx", "--images", str(images))) == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert len(warnings) == 1 and warnings[0].startswith("gs-export: warning: skipping") and "b.jpg" in warnings[0]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["validation"]["images"] == 2
+
+
+def _staging(out: Path) -> list[Path]:
+    return sorted(out.glob(".gs-export-*"))
+
+
+def test_killed_export_leaves_staging_that_the_next_run_removes(tiny_run: TinyRun, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, "-m", "export.cli", *cli_args(tiny_run, out, "--format", "all")],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 240
+        while not any(p.iterdir() for p in _staging(out)) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)  # until the first artifact is being written into the staging folder
+        assert proc.poll() is None, "gs-export ended before it could be killed mid-export"
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
+    left = _staging(out)
+    assert len(left) == 1 and left[0].name.startswith(f".gs-export-{proc.pid}-")
+    assert main(cli_args(tiny_run, out, "--format", "onnx")) == 0
+    assert _staging(out) == [] and (out / "manifest.json").is_file() and (out / "student_int8.onnx").is_file()
+
+
+def test_staging_of_a_running_export_is_kept(tmp_path: Path) -> None:
+    from export.pipeline import remove_stale_staging
+
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    try:
+        running = tmp_path / f".gs-export-{alive.pid}-abc"
+        stale = tmp_path / f".gs-export-{dead.pid}-def"
+        unnamed = tmp_path / ".gs-export-xyz"
+        for d in (running, stale, unnamed):
+            (d / "sub").mkdir(parents=True)
+        assert sorted(remove_stale_staging(tmp_path)) == sorted([stale, unnamed])
+        assert _staging(tmp_path) == [running]
+    finally:
+        alive.kill()
+        alive.wait()

@@ -129,8 +129,8 @@ def test_runtime_filter_and_own_images(tiny_export: Path, tmp_path: Path) -> Non
     images = tmp_path / "imgs"
     images.mkdir()
     rng = np.random.default_rng(0)
-    Image.fromarray(rng.integers(0, 256, (40, 64, 3), dtype=np.uint8)).save(images / "b.png")
-    Image.fromarray(rng.integers(0, 256, (50, 30, 3), dtype=np.uint8)).save(images / "a.jpg")
+    Image.fromarray(rng.integers(0, 256, (64, 100, 3), dtype=np.uint8)).save(images / "b.png")
+    Image.fromarray(rng.integers(0, 256, (90, 70, 3), dtype=np.uint8)).save(images / "a.jpg")
     (images / "notes.txt").write_text("not an image")
     out = tmp_path / "b.json"
     assert main([str(tiny_export), "--runtime", "onnxruntime", "--runs", "3", "--warmup", "0", "--threads", "1",
