@@ -41,7 +41,7 @@ def measure(student: Path, work: Path, runs: int = 10) -> Path:
 
 
 def gate(report_dir: Path, baseline: Path = BASELINE_JSON, student: Path = STUDENT) -> int:
-    """Measure now and compare with the baseline; 0 = no regression, 1 = regression."""
+    """Measure now and compare with the baseline; 0 = no regression, 1 = regression, 2 = not comparable."""
     from .cli import main as bench_main
 
     report_dir.mkdir(parents=True, exist_ok=True)
@@ -67,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"baseline written: {update()}")
         return 0
     rc = gate(a.report_dir)
-    print(f"latency report: {a.report_dir / 'bench_report.md'} ({'regression' if rc else 'no regression'})")
+    verdict = {0: "no regression", 1: "regression"}.get(rc, "not compared: see the error above")
+    print(f"latency report: {a.report_dir / 'bench_report.md'} ({verdict})")
     return rc
 
 
