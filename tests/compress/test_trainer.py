@@ -75,11 +75,11 @@ def test_killed_and_resumed_equals_uninterrupted(setup_dir: Path, full_run: Path
 
     monkeypatch.setattr(trainer_mod.Trainer, "train_step", crash_at_9)
     assert main(args(setup_dir, out)) == 130
-    assert torch.load(out / "checkpoints" / "last.pt", weights_only=False)["step"] == 8
+    assert torch.load(out / "checkpoints" / "last.pt", weights_only=True)["step"] == 8
     monkeypatch.setattr(trainer_mod.Trainer, "train_step", original)
     assert main(args(setup_dir, out, "--resume")) == 0
-    a = torch.load(full_run / "student.pt", weights_only=False)["state_dict"]
-    b = torch.load(out / "student.pt", weights_only=False)["state_dict"]
+    a = torch.load(full_run / "student.pt", weights_only=True)["state_dict"]
+    b = torch.load(out / "student.pt", weights_only=True)["state_dict"]
     assert a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), k
@@ -102,7 +102,7 @@ def test_nan_loss_stops_with_checkpoint_intact(setup_dir: Path, tmp_path: Path, 
     assert main(args(setup_dir, out)) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "loss became nan at step 5" in err[0]
-    state = torch.load(out / "checkpoints" / "last.pt", weights_only=False)
+    state = torch.load(out / "checkpoints" / "last.pt", weights_only=True)
     assert state["step"] == 4 and not (out / "student.pt").exists()
 
 
@@ -132,7 +132,7 @@ def test_no_colour_head_ablation(setup_dir: Path, tmp_path: Path) -> None:
     m = json.loads((tmp_path / "plain" / "metrics.json").read_text())
     student, _ = load_student(tmp_path / "plain" / "student.pt")
     assert m["colour_head"] is None and student.colour is None and m["config"]["colour_head"] is False
-    assert len(torch.load(tmp_path / "plain" / "cache" / "teacher_views.pt", weights_only=False)["jitter_inputs"]) == 0
+    assert len(torch.load(tmp_path / "plain" / "cache" / "teacher_views.pt", weights_only=True)["jitter_inputs"]) == 0
 
 
 def test_ablation_table_reports_each_run_before_and_after_its_colour_head(setup_dir: Path, tmp_path: Path) -> None:
