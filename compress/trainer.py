@@ -138,7 +138,7 @@ def read_cached_views(path: Path) -> dict | None:
         return None
     fields = ("key", "inputs", "targets", "jitter_inputs", "jitter_targets", "val_inputs", "val_targets")
     if not isinstance(cached, dict) or not all(k in cached for k in fields):
-        print(f"gs-compress: warning: teacher-label cache {path} is incomplete; labelling the views again",
+        print(f"gs-compress: warning: teacher-label cache {path} is incomplete. Labelling the views again.",
               file=sys.stderr)
         return None
     return cached
