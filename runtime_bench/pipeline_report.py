@@ -257,7 +257,7 @@ def make_grid(src: Sources, path: Path) -> GridResult:
     if src.manifest is None:
         return GridResult(None, "no manifest.json")
     try:
-        views = torch.load(views_path, map_location="cpu", weights_only=False)
+        views = torch.load(views_path, map_location="cpu", weights_only=True)
         inputs, targets = views["val_inputs"].float(), views["val_targets"].float()
         student = run_student_tflite(src.export_dir, src.manifest, inputs)
     except (BenchError, ImportError, OSError, LookupError, RuntimeError, ValueError) as exc:

@@ -8,9 +8,12 @@ import torch
 from torch import nn
 
 from ..errors import CheckpointError
+from ..safeload import load_plain
 from .cartoongan import CartoonGANGenerator
 from .cyclegan import ResnetGenerator
 from .spec import GeneratorSpec, UnitSpec
+
+TEACHER_REMEDY = "Pass a generator state dict saved with torch.save(model.state_dict(), PATH)."
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {
     "cyclegan": ResnetGenerator,
@@ -37,15 +40,12 @@ def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for corrupt files
-        raise CheckpointError(f"cannot read checkpoint {path}: {type(exc).__name__}: {str(exc).splitlines()[0][:160]}") from None
+    obj = load_plain(path, "teacher checkpoint", TEACHER_REMEDY)
     for key in ("state_dict", "model", "generator"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise CheckpointError(f"{path} does not hold a generator state dict")
+        raise CheckpointError(f"{path} does not hold a generator state dict. {TEACHER_REMEDY}")
     return {k.removeprefix("module."): v for k, v in obj.items()}
 
 
@@ -65,8 +65,8 @@ def load_state_into(model: nn.Module, state: dict[str, torch.Tensor], source: st
     if shapes:
         problems.append(f"{len(shapes)} shape mismatches (e.g. {'; '.join(shapes[:2])})")
     if problems:
-        arch = getattr(model, "spec", lambda: None)()
-        name = arch.arch if arch else type(model).__name__
+        spec = model.spec() if hasattr(model, "spec") else getattr(model, "gen_spec", None)  # teacher / student
+        name = spec.arch if spec else type(model).__name__
         raise CheckpointError(f"{source} does not fit a {name} generator: " + "; ".join(problems))
     model.load_state_dict(canon, strict=True)
 

@@ -1,44 +1,30 @@
 """gs-compress end to end on a tiny teacher: outputs, resume-after-kill, NaN stop, bad input, DDP."""
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from compress import trainer as trainer_mod
 from compress.cli import main
 from compress.student import load_student
-from tests.tiny import make_tiny_teacher
+from tests.compress.helpers import args, make_setup
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def setup_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny CycleGAN teacher file and a folder of real photos (scikit-image), downsized."""
-    from skimage import data
-
-    root = tmp_path_factory.mktemp("gs")
-    torch.save(make_tiny_teacher("cyclegan").state_dict(), root / "teacher.pth")
-    torch.save(make_tiny_teacher("cartoongan").state_dict(), root / "cartoon.pth")
-    photos = root / "photos"
-    photos.mkdir()
-    for name in ("astronaut", "coffee", "chelsea", "rocket"):
-        Image.fromarray(getattr(data, name)()).resize((128, 96)).save(photos / f"{name}.png")
-    return root
-
-
-def args(root: Path, out: Path, *extra: str) -> list[str]:
-    return ["--teacher", str(root / "teacher.pth"), "--arch", "cyclegan", "--data", str(root / "photos"),
-            "--preset", "tiny", "--out", str(out), "--no-progress", *extra]
+    return make_setup(tmp_path_factory.mktemp("gs"))
 
 
 @pytest.fixture(scope="module")
@@ -75,14 +61,64 @@ def test_killed_and_resumed_equals_uninterrupted(setup_dir: Path, full_run: Path
 
     monkeypatch.setattr(trainer_mod.Trainer, "train_step", crash_at_9)
     assert main(args(setup_dir, out)) == 130
-    assert torch.load(out / "checkpoints" / "last.pt", weights_only=False)["step"] == 8
+    assert torch.load(out / "checkpoints" / "last.pt", weights_only=True)["step"] == 8
+    assert _logged_steps(out)[-1] == 8  # logged after the checkpoint: trained again on resume
     monkeypatch.setattr(trainer_mod.Trainer, "train_step", original)
-    assert main(args(setup_dir, out, "--resume")) == 0
-    a = torch.load(full_run / "student.pt", weights_only=False)["state_dict"]
-    b = torch.load(out / "student.pt", weights_only=False)["state_dict"]
+    # the README's form: no other flag, so teacher, data, preset (tiny) and steps come from the checkpoint
+    assert main(["--out", str(out), "--resume", "--no-progress"]) == 0
+    full, resumed = (json.loads((d / "metrics.json").read_text()) for d in (full_run, out))
+    assert resumed["config"] == full["config"] and resumed["config"]["preset"] == "tiny"
+    steps = _logged_steps(out)
+    assert steps == sorted(set(steps)) == list(range(0, 12, 2)) + [11]  # strictly increasing, no repeats
+    a = torch.load(full_run / "student.pt", weights_only=True)["state_dict"]
+    b = torch.load(out / "student.pt", weights_only=True)["state_dict"]
     assert a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), k
+
+
+def _logged_steps(run: Path) -> list[int]:
+    with open(run / "train_log.csv", newline="") as f:
+        return [int(row["step"]) for row in csv.DictReader(f)]
+
+
+@pytest.fixture()
+def killed_run(setup_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A tiny run stopped after its step-4 checkpoint."""
+    original = trainer_mod.Trainer.train_step
+
+    def crash_at_5(self, step):  # noqa: ANN001, ANN202 - same signature as the real method
+        if step == 5:
+            raise KeyboardInterrupt
+        return original(self, step)
+
+    monkeypatch.setattr(trainer_mod.Trainer, "train_step", crash_at_5)
+    out = tmp_path / "killed"
+    assert main(args(setup_dir, out, "--no-colour-head")) == 130
+    monkeypatch.setattr(trainer_mod.Trainer, "train_step", original)
+    return out
+
+
+def test_resume_refuses_settings_that_conflict_with_the_checkpoint(killed_run: Path,
+                                                                   capsys: pytest.CaptureFixture) -> None:
+    before = (killed_run / "train_log.csv").read_text()
+    assert main(["--out", str(killed_run), "--resume", "--steps", "500", "--lr", "0.001", "--no-gan"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--steps 500 conflicts with the checkpoint's steps=12" in err[0], err
+    assert "--lr 0.001 conflicts with the checkpoint's lr=0.0003" in err[0]
+    assert "--no-gan conflicts with the checkpoint's gan=True" in err[0]
+    assert (killed_run / "train_log.csv").read_text() == before  # refused before any work
+
+
+def test_resume_accepts_equal_settings_and_a_new_thread_count(setup_dir: Path, killed_run: Path) -> None:
+    from compress.cli import build_parser, config_from_args
+
+    saved = trainer_mod.saved_config(killed_run / "checkpoints" / "last.pt")
+    same = build_parser().parse_args(args(setup_dir, killed_run, "--resume", "--steps", "12", "--lr", "3e-4",
+                                          "--no-colour-head", "--threads", "1"))
+    assert config_from_args(same) == replace(saved, threads=1)
+    bare = build_parser().parse_args(["--out", str(killed_run), "--resume"])
+    assert config_from_args(bare) == saved and saved.preset == "tiny" and saved.colour_head is False
 
 
 def test_nan_loss_stops_with_checkpoint_intact(setup_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -102,7 +138,7 @@ def test_nan_loss_stops_with_checkpoint_intact(setup_dir: Path, tmp_path: Path, 
     assert main(args(setup_dir, out)) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "loss became nan at step 5" in err[0]
-    state = torch.load(out / "checkpoints" / "last.pt", weights_only=False)
+    state = torch.load(out / "checkpoints" / "last.pt", weights_only=True)
     assert state["step"] == 4 and not (out / "student.pt").exists()
 
 
@@ -132,7 +168,7 @@ def test_no_colour_head_ablation(setup_dir: Path, tmp_path: Path) -> None:
     m = json.loads((tmp_path / "plain" / "metrics.json").read_text())
     student, _ = load_student(tmp_path / "plain" / "student.pt")
     assert m["colour_head"] is None and student.colour is None and m["config"]["colour_head"] is False
-    assert len(torch.load(tmp_path / "plain" / "cache" / "teacher_views.pt", weights_only=False)["jitter_inputs"]) == 0
+    assert len(torch.load(tmp_path / "plain" / "cache" / "teacher_views.pt", weights_only=True)["jitter_inputs"]) == 0
 
 
 def test_ablation_table_reports_each_run_before_and_after_its_colour_head(setup_dir: Path, tmp_path: Path) -> None:

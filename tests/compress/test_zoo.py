@@ -61,7 +61,11 @@ def test_shape_mismatch_and_missing_keys(tmp_path: Path) -> None:
 def test_corrupt_and_missing_files(tmp_path: Path) -> None:
     bad = tmp_path / "bad.pth"
     bad.write_bytes(b"not a checkpoint at all")
-    with pytest.raises(CheckpointError, match="cannot read checkpoint"):
+    with pytest.raises(CheckpointError, match="bad.pth is not a plain weights file"):
+        load_generator("cyclegan", bad)
+    torch.save(make_tiny_teacher("cyclegan").state_dict(), bad)
+    bad.write_bytes(bad.read_bytes()[:200])
+    with pytest.raises(CheckpointError, match="cannot read teacher checkpoint .*truncated"):
         load_generator("cyclegan", bad)
     with pytest.raises(CheckpointError, match="not found"):
         load_generator("cyclegan", tmp_path / "nope.pth")
