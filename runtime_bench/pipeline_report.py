@@ -249,19 +249,20 @@ def run_student_tflite(export_dir: Path, manifest: dict[str, Any], inputs: Any) 
 
 def make_grid(src: Sources, path: Path) -> GridResult:
     """input | teacher | student INT8 TFLite grid of the val photos, with per-image PSNR notes."""
-    import torch
-
     from compress.evaluate import psnr, save_grid, ssim
+    from compress.safeload import load_plain
 
     views_path = src.run_dir / "cache" / "teacher_views.pt"
     if src.manifest is None:
         return GridResult(None, "no manifest.json")
     try:
-        views = torch.load(views_path, map_location="cpu", weights_only=True)
+        views = load_plain(views_path, "teacher-label cache", "re-run gs-compress to rebuild it.", BenchError)
         inputs, targets = views["val_inputs"].float(), views["val_targets"].float()
         student = run_student_tflite(src.export_dir, src.manifest, inputs)
-    except (BenchError, ImportError, OSError, LookupError, RuntimeError, ValueError) as exc:
-        return GridResult(None, f"{type(exc).__name__}: {exc}")
+    except (BenchError, ImportError, OSError, RuntimeError, ValueError) as exc:
+        return GridResult(None, str(exc))
+    except (LookupError, TypeError, AttributeError):
+        return GridResult(None, f"{views_path} has no val_inputs / val_targets tensors; re-run gs-compress")
     hw = tuple(student.shape[-2:])
     inputs, targets = _resize(inputs, hw), _resize(targets, hw)
     p, s = psnr(student, targets), ssim(student, targets)

@@ -191,3 +191,26 @@ def test_training_plot_tolerates_ablation_history(tmp_path: Path) -> None:
 @pytest.mark.parametrize("value, text", [(56.8e9, "56.80 G"), (2620, "2.62 k"), (None, NA), (float("nan"), NA)])
 def test_fmt_count(value: float | None, text: str) -> None:
     assert fmt_count(value) == text
+
+
+def test_grid_refuses_a_label_cache_that_would_run_code(tmp_path: Path) -> None:
+    """A pickle payload in RUN_DIR/cache/teacher_views.pt is refused in the report (one reason), never run."""
+    import os
+    import shlex
+
+    import torch
+
+    from runtime_bench.pipeline_report import Sources, make_grid
+
+    marker = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self) -> tuple:
+            return os.system, (f"touch {shlex.quote(str(marker))}",)
+
+    (tmp_path / "run" / "cache").mkdir(parents=True)
+    torch.save({"val_inputs": Payload()}, tmp_path / "run" / "cache" / "teacher_views.pt")
+    src = Sources(tmp_path / "run", tmp_path / "export", tmp_path / "bench.json", None, {"artifacts": []}, None)
+    result = make_grid(src, tmp_path / "grid.png")
+    assert result.path is None and "refusing to execute code" in result.reason, result
+    assert not marker.exists()
