@@ -3,8 +3,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 from PIL import Image
+
+from compress import trainer as trainer_mod
 
 from tests.tiny import make_tiny_teacher
 
@@ -26,3 +29,17 @@ def args(root: Path, out: Path, *extra: str) -> list[str]:
     """gs-compress arguments for a tiny-preset run on the set-up in `root`."""
     return ["--teacher", str(root / "teacher.pth"), "--arch", "cyclegan", "--data", str(root / "photos"),
             "--preset", "tiny", "--out", str(out), "--no-progress", *extra]
+
+
+def interrupt_at(monkeypatch: pytest.MonkeyPatch, at: int):  # noqa: ANN201 - the original method
+    """Make `Trainer.train_step` raise KeyboardInterrupt (a user's Ctrl-C) at step `at`; returns the
+    original method, to be put back before resuming."""
+    original = trainer_mod.Trainer.train_step
+
+    def interrupted(self, step):  # noqa: ANN001, ANN202 - same signature as the real method
+        if step == at:
+            raise KeyboardInterrupt
+        return original(self, step)
+
+    monkeypatch.setattr(trainer_mod.Trainer, "train_step", interrupted)
+    return original

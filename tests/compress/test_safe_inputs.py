@@ -16,7 +16,7 @@ from compress.cli import main
 from compress.errors import CheckpointError
 from compress.student import STUDENT_FORMAT, load_student, save_student
 from compress.trainer import CKPT_FORMAT
-from tests.compress.helpers import args, make_setup
+from tests.compress.helpers import args
 from tests.tiny import make_tiny_student
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,11 +32,6 @@ class Payload:
 
     def __reduce__(self) -> tuple:
         return os.system, (f"touch {shlex.quote(str(self.marker))}",)
-
-
-@pytest.fixture(scope="module")
-def setup_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_setup(tmp_path_factory.mktemp("gs"))
 
 
 @pytest.fixture(scope="module")

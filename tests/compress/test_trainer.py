@@ -17,14 +17,9 @@ import torch
 from compress import trainer as trainer_mod
 from compress.cli import main
 from compress.student import load_student
-from tests.compress.helpers import args, make_setup
+from tests.compress.helpers import args, interrupt_at
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def setup_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_setup(tmp_path_factory.mktemp("gs"))
 
 
 @pytest.fixture(scope="module")
@@ -52,14 +47,7 @@ def test_run_writes_the_contract(full_run: Path) -> None:
 def test_killed_and_resumed_equals_uninterrupted(setup_dir: Path, full_run: Path, tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "resumed"
-    original = trainer_mod.Trainer.train_step
-
-    def crash_at_9(self, step):  # noqa: ANN001, ANN202 - same signature as the real method
-        if step == 9:
-            raise KeyboardInterrupt
-        return original(self, step)
-
-    monkeypatch.setattr(trainer_mod.Trainer, "train_step", crash_at_9)
+    original = interrupt_at(monkeypatch, 9)
     assert main(args(setup_dir, out)) == 130
     assert torch.load(out / "checkpoints" / "last.pt", weights_only=True)["step"] == 8
     assert _logged_steps(out)[-1] == 8  # logged after the checkpoint: trained again on resume
@@ -85,14 +73,7 @@ def _logged_steps(run: Path) -> list[int]:
 @pytest.fixture()
 def killed_run(setup_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A tiny run stopped after its step-4 checkpoint."""
-    original = trainer_mod.Trainer.train_step
-
-    def crash_at_5(self, step):  # noqa: ANN001, ANN202 - same signature as the real method
-        if step == 5:
-            raise KeyboardInterrupt
-        return original(self, step)
-
-    monkeypatch.setattr(trainer_mod.Trainer, "train_step", crash_at_5)
+    original = interrupt_at(monkeypatch, 5)
     out = tmp_path / "killed"
     assert main(args(setup_dir, out, "--no-colour-head")) == 130
     monkeypatch.setattr(trainer_mod.Trainer, "train_step", original)
