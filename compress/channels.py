@@ -202,11 +202,6 @@ def layer_report(student: StudentGenerator, original: dict[str, tuple[int, int]]
              "in_channels": counts[u.name][0], "macs": macs[u.name]} for u in student.gen_spec.units()]
 
 
-def sparsity(student: StudentGenerator) -> dict[str, float]:
-    """Fraction of dead channels per group."""
-    return {g: 1.0 - float(student.alive_of(g).mean()) for g in student.groups()}
-
-
 def log_budget(macs: float) -> str:
     return f"{macs / 2 ** 30:.2f}G" if macs >= 2 ** 27 else f"{macs / 1e6:.1f}M"
 

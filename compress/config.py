@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 from argparse import ArgumentTypeError
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Callable
 
 from .errors import GsError
@@ -57,7 +57,6 @@ class TrainConfig:
     log_every: int = 10
     eval_every: int = 200
     threads: int | None = None
-    extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -326,10 +326,10 @@ def apply_crop(image: np.ndarray, p: CropParams, crop: int) -> np.ndarray:
 
 
 class CropDataset(torch.utils.data.Dataset):
-    """Random training crops, reproducible from (seed, epoch, index) alone.
+    """Random training crops, reproducible from (seed, index) alone.
 
-    Item `index` of an epoch is image `index % n_images`; its crop, scale jitter and flip come from
-    `np.random.default_rng([seed, epoch, index])`, so a resumed run sees exactly the same samples.
+    Item `index` is image `index % n_images`; its crop, scale jitter and flip come from
+    `np.random.default_rng([seed, 0, index])`, so a resumed run sees exactly the same samples.
     """
 
     def __init__(self, images: Sequence[np.ndarray], crop: int = 256, seed: int = 0,
@@ -341,17 +341,13 @@ class CropDataset(torch.utils.data.Dataset):
         self.images = list(images)
         self.crop, self.seed, self.scale_range = crop, seed, scale_range
         self.length = length or len(self.images)
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
 
     def __len__(self) -> int:
         return self.length
 
     def params(self, index: int) -> CropParams:
         image = self.images[index % len(self.images)]
-        rng = np.random.default_rng([self.seed, self.epoch, index])
+        rng = np.random.default_rng([self.seed, 0, index])  # part of the view recipe: changing it moves every crop
         return crop_params(rng, image.shape[1], image.shape[0], self.crop, self.scale_range)
 
     def __getitem__(self, index: int) -> torch.Tensor:
@@ -359,11 +355,6 @@ class CropDataset(torch.utils.data.Dataset):
             raise IndexError(index)
         image = self.images[index % len(self.images)]
         return to_tensor(apply_crop(image, self.params(index), self.crop))
-
-
-def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
-    """A shuffled order of range(n) that depends only on (seed, epoch): use it as a sampler."""
-    return np.random.default_rng([seed, epoch, 1 << 30]).permutation(n).tolist()
 
 
 def center_crop(image: np.ndarray, size: int) -> np.ndarray:

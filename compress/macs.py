@@ -12,7 +12,6 @@ from torch import nn
 
 from .zoo.spec import GeneratorSpec
 
-GIB_MACS = 2 ** 30
 
 
 def count_module_macs(model: nn.Module, height: int = 256, width: int = 256, in_ch: int = 3) -> int:

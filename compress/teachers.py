@@ -24,7 +24,6 @@ from .zoo.cartoongan import RGBAdapter
 DEFAULT_PACKAGE = "vintagify==0.1.2"
 DEFAULT_MEMBER = "vintagify/resources/G_A2B_epoch33.pth"
 DEFAULT_SHA256 = "c502cd44ca720d004f89775f593fc403acc6b36d27d65390cbe2f476f771e560"
-DEFAULT_LICENCE = "MIT (vintagify 0.1.2, PyPI)"
 DEFAULT_ARCH = "cyclegan"
 
 

@@ -139,11 +139,6 @@ def decode(tensor: np.ndarray, spec: TensorSpec) -> np.ndarray:
     return real_to_pixel(real)
 
 
-def preprocess(rgb: np.ndarray, spec: TensorSpec) -> np.ndarray:
-    """Any-size photo -> the app's input tensor (crop/resize, then encode)."""
-    return encode(center_crop_resize(rgb, spec.height, spec.width), spec)
-
-
 def _atomic_copy(src: Path, dst: Path) -> None:
     fd, tmp = tempfile.mkstemp(prefix=dst.name + ".", suffix=".tmp", dir=dst.parent)
     os.close(fd)

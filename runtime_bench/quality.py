@@ -20,6 +20,10 @@ from .errors import BenchError
 DEFAULT_SAMPLES = ("astronaut", "chelsea", "coffee", "rocket")
 INCEPTION_ENV = "GS_BENCH_INCEPTION"
 FID_MIN_IMAGES = 2048  # below the feature dimension the covariance is singular
+# KID is the mean of the unbiased MMD^2 over random subsets of half the images, reported with the spread
+# of those subset estimates; below this many images that spread is as large as the differences KID is
+# meant to show (with all images in every subset it is 0 and says nothing), so no KID is reported.
+KID_MIN_IMAGES = 50
 
 
 def to_pixels(x: np.ndarray) -> np.ndarray:
@@ -174,16 +178,18 @@ class FeatureExtractor:
 
 def distribution_scores(reference: np.ndarray, outputs: dict[str, np.ndarray],
                         extractor: FeatureExtractor | None, reason: str | None) -> dict[str, dict[str, Any]]:
-    """KID (and FID with enough images) of each output set against the reference outputs."""
+    """KID (and FID with enough images) of each output set against the reference outputs; none below
+    KID_MIN_IMAGES images."""
     n = len(reference)
-    if extractor is None or n < 2:
-        why = reason or "KID needs at least 2 images"
-        return {k: {"kid": None, "kid_std": None, "fid": None, "reason": why} for k in outputs}
+    if extractor is None or n < KID_MIN_IMAGES:
+        why = reason or (f"KID needs >= {KID_MIN_IMAGES} images to mean something, got {n} "
+                         "(give more with --images DIR --max-images N)")
+        return {k: {"kid": None, "kid_std": None, "fid": None, "n_images": n, "reason": why} for k in outputs}
     ref_f = extractor(reference)
     scores: dict[str, dict[str, Any]] = {}
     for key, out in outputs.items():
         f = extractor(out)
-        kid, kid_std = kid_from_features(ref_f, f)
+        kid, kid_std = kid_from_features(ref_f, f, max_subset_size=n // 2)
         fid = fid_from_features(ref_f, f) if n >= FID_MIN_IMAGES else None
         scores[key] = {"kid": kid, "kid_std": kid_std, "fid": fid, "n_images": n,
                        "reason": None if fid is not None else f"FID needs >= {FID_MIN_IMAGES} images"}

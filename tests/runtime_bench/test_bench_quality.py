@@ -67,14 +67,28 @@ def test_feature_extractor_preprocessing(tiny_feature_net: Path) -> None:
     np.testing.assert_allclose(f[0], f[1])
 
 
-def test_bench_reports_kid(tiny_export: Path, tmp_path: Path, tiny_feature_net: Path) -> None:
+def test_bench_shows_no_kid_on_a_few_images(tiny_export: Path, tmp_path: Path, tiny_feature_net: Path) -> None:
+    """4 bench images: KID would be noise, so it is null with the reason (and PSNR/SSIM still there)."""
     out = tmp_path / "kid.json"
     assert main([str(tiny_export), "--runtime", "tflite", "--threads", "1", "--warmup", "0", "--runs", "2",
                  "--json", str(out), "--quiet"]) == 0
     res = {r["name"]: r["quality"] for r in json.loads(out.read_text())["results"]}
     q = res["student_int8_tflite"]
-    assert q["reference"] == "teacher_fp32_tflite [tflite]"
-    assert np.isfinite(q["kid"]) and q["n_images"] == 4 and q["fid"] is None and "FID needs" in q["reason"]
+    assert q["reference"] == "teacher_fp32_tflite [tflite]" and np.isfinite(q["psnr_db"])
+    assert q["kid"] is None and q["n_images"] == 4 and f">= {quality.KID_MIN_IMAGES} images" in q["reason"]
+
+
+def test_kid_on_enough_images_has_a_spread(tiny_feature_net: Path) -> None:
+    """With KID_MIN_IMAGES images KID is computed on half-size subsets: a real spread, and it separates."""
+    rng = np.random.default_rng(0)
+    n = quality.KID_MIN_IMAGES
+    ref = rng.uniform(-1, 1, (n, 3, 20, 20)).astype(np.float32)
+    close = np.clip(ref + rng.normal(0, 0.02, ref.shape), -1, 1).astype(np.float32)
+    far = np.clip(ref * 0.3 + 0.5, -1, 1).astype(np.float32)
+    fx = quality.FeatureExtractor(tiny_feature_net, threads=1)
+    scores = quality.distribution_scores(ref, {"close": close, "far": far}, fx, None)
+    assert scores["close"]["n_images"] == n and scores["close"]["kid_std"] > 0
+    assert scores["close"]["kid"] < scores["far"]["kid"]
 
 
 def test_kid_unavailable_is_null_with_reason(monkeypatch: pytest.MonkeyPatch) -> None:
