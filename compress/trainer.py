@@ -128,18 +128,21 @@ def label_views(teacher: nn.Module, photos: PhotoSet, cfg: TrainConfig, cache: P
     return labelled
 
 
+VIEW_CACHE_FIELDS = {"key": dict, **{k: torch.Tensor for k in ("inputs", "targets", "jitter_inputs",
+                                                                  "jitter_targets", "val_inputs", "val_targets")}}
+
+
 def read_cached_views(path: Path) -> dict | None:
     """The teacher-label cache, or None (with a one-line warning) when it cannot be used: the cache
     is only a speed-up, so a damaged one is labelled again rather than stopping the run."""
+    what, remedy = "teacher-label cache", "Labelling the views again."
     try:
-        cached = load_plain(path, "teacher-label cache", "Labelling the views again.", GsError)
+        cached = load_plain(path, what, remedy, GsError)
+        if not isinstance(cached, dict):
+            raise GsError(f"{what} {path} is not a dict. {remedy}")
+        check_fields(cached, VIEW_CACHE_FIELDS, path, what, remedy, GsError)
     except GsError as exc:
         print(f"gs-compress: warning: {exc}", file=sys.stderr)
-        return None
-    fields = ("key", "inputs", "targets", "jitter_inputs", "jitter_targets", "val_inputs", "val_targets")
-    if not isinstance(cached, dict) or not all(k in cached for k in fields):
-        print(f"gs-compress: warning: teacher-label cache {path} is incomplete. Labelling the views again.",
-              file=sys.stderr)
         return None
     return cached
 
