@@ -3,6 +3,7 @@
     gs-bench EXPORT_DIR [--runtime tflite|onnxruntime|torch|all] [--threads N] [--warmup K]
              [--runs N] [--rounds N] [--json out.json] [--size HxW] [--images DIR] [--target ...]
              [--instructions [--instr-runs N] [--instr-extra K] [--instr-threads T]]
+             [--target qemu-aarch64 [--arm-cpu neoverse-n1|cortex-a76|cortex-a72|cortex-a53|max-i8mm]]
     gs-bench compare BASELINE.json CURRENT.json [--threshold 10%] [--report report.md] [--absolute]
              [--instr-threshold 2%] [--no-instructions]
 
@@ -17,8 +18,9 @@ import argparse
 import math
 import sys
 from pathlib import Path
-from typing import NoReturn, Sequence
+from typing import Any, NoReturn, Sequence
 
+from .arm import CORES, DEFAULT_CORE, core
 from .errors import BenchError
 
 PROG = "gs-bench"
@@ -64,6 +66,13 @@ def _seconds(text: str) -> float:
     if not (math.isfinite(v) and v > 0):
         raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
     return v
+
+
+def _arm_cpu(text: str) -> str:
+    try:
+        return core(text).name
+    except BenchError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix(f"--arm-cpu {text!r}: ")) from None
 
 
 ROLES = ("student", "teacher")
@@ -112,12 +121,16 @@ def measure_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", default="local",
                    help="local (default) | adb[:SERIAL] (Android phone: .tflite via benchmark_model or the "
                         "demo app) | ssh://user@host[:port] (ARM board with python3, numpy, ai-edge-litert) | "
-                        "qemu-aarch64 (aarch64 builds under qemu-user: correctness only, timings not meaningful)")
+                        "qemu-aarch64 (aarch64 builds under qemu-user on --arm-cpu: instructions per inference "
+                        "counted exactly, outputs checked against x86; timings not meaningful)")
     p.add_argument("--benchmark-binary", type=Path, default=None, metavar="PATH",
                    help="adb target: an Android build of TFLite's benchmark_model to push to the phone")
     p.add_argument("--qemu-rootfs", type=Path, default=None, metavar="DIR",
-                   help="qemu-aarch64 target: the rootfs made by runtime_bench/qemu/setup.sh "
+                   help="qemu-aarch64 target: the sysroot made by runtime_bench/qemu/setup.sh "
                         "(default $GS_BENCH_QEMU_ROOTFS or ~/.cache/gs-mobile/qemu-aarch64-rootfs)")
+    p.add_argument("--arm-cpu", type=_arm_cpu, default=DEFAULT_CORE, metavar="CORE",
+                   help=f"qemu-aarch64 target: the emulated core, one of {', '.join(CORES)} (default "
+                        f"{DEFAULT_CORE}; dot-product int8 kernels, as on Cortex-A76-class phone cores)")
     p.add_argument("--timeout", type=_seconds, default=900.0, help="seconds allowed per artifact (default 900)")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no table")
     g = p.add_argument_group("instruction counts (the CI gate; local target, needs valgrind)")
@@ -160,6 +173,21 @@ def compare_parser() -> argparse.ArgumentParser:
     return p
 
 
+def arm_cost_lines(results: list[dict[str, Any]]) -> list[str]:
+    """'ARM cost on neoverse-n1: 31.9x fewer instructions ...' for each student counted under qemu."""
+    lines = []
+    teachers = {r["runtime"]: r for r in results if r.get("role") == "teacher"}
+    for r in results:
+        meta, ratio = r.get("instructions") or {}, r.get("instruction_ratio_vs_teacher")
+        if ratio and meta.get("core"):
+            t = teachers.get(r["runtime"], {})
+            lines.append(f"ARM cost on {meta['core']}: {ratio:.1f}x fewer instructions per inference "
+                         f"({r['name']} vs {t.get('name', 'teacher')}, {r['runtime']}, 1 thread; "
+                         f"{r['instructions_per_inference'] / 1e6:,.1f} M vs "
+                         f"{t.get('instructions_per_inference', 0) / 1e6:,.1f} M; instructions, not time)")
+    return lines
+
+
 def cmd_compare(argv: Sequence[str]) -> int:
     from .compare import compare, load_bench, parse_threshold, to_markdown
     from .report import write_text_atomic
@@ -185,7 +213,7 @@ def cmd_measure(argv: Sequence[str]) -> int:
     args = measure_parser().parse_args(argv)
     json_path = args.json or args.export_dir / "bench" / "bench.json"
     out_dir = args.out_dir or json_path.parent
-    target = make_target(args.target, args.benchmark_binary, args.qemu_rootfs)
+    target = make_target(args.target, args.benchmark_binary, args.qemu_rootfs, args.arm_cpu)
     if args.instructions and target.name != "local":
         raise BenchError("--instructions counts on this machine; use it with --target local")
     if args.instructions and valgrind_version() is None:
@@ -203,6 +231,8 @@ def cmd_measure(argv: Sequence[str]) -> int:
             if "instructions_per_inference" in r:
                 print(f"instructions per inference {r['name']} [{r['runtime']}]: "
                       f"{r['instructions_per_inference']:,.0f}")
+        for line in arm_cost_lines(results):
+            print(line)
         for s in run.doc["skipped"]:
             print(f"skipped {s['name']}: {s['reason']}")
         if (rounds := run.doc.get("interleaved")) is not None:

@@ -98,6 +98,7 @@ class Comparison:
     absolute: bool = False
     instr_gate: bool = False
     instr_threshold: float = 0.02
+    instr_counter: str = "callgrind"
 
     @property
     def regressions(self) -> list[Row]:
@@ -178,7 +179,8 @@ def _judge_instructions(row: Row, b: dict[str, Any], c: dict[str, Any], threshol
     row.instr_delta = row.cur_instr / row.base_instr - 1.0
     row.instr_verdict = _verdict(row.instr_delta, threshold)
     bm, cm = b.get("instructions") or {}, c.get("instructions") or {}
-    diffs = [f"{k}: {bm.get(k)!r} -> {cm.get(k)!r}" for k in ("valgrind", "threads") if bm.get(k) != cm.get(k)]
+    diffs = [f"{k}: {bm.get(k)!r} -> {cm.get(k)!r}" for k in ("valgrind", "counter", "core", "threads")
+             if bm.get(k) != cm.get(k)]
     bv, cv = (b.get("runtime_info") or {}).get("version"), (c.get("runtime_info") or {}).get("version")
     if bv != cv:
         diffs.append(f"{row.runtime} version: {bv!r} -> {cv!r}")
@@ -227,6 +229,9 @@ def compare(base: dict[str, Any], cur: dict[str, Any], threshold: float = 0.1, a
     out = Comparison(threshold=threshold, absolute=absolute, instr_threshold=instr_threshold,
                      instr_gate=instructions and has_instructions(base) and has_instructions(cur))
     bi, ci = _index(base), _index(cur)
+    counters = {(r.get("instructions") or {}).get("counter") for r in cur["results"]} - {None}
+    if counters:
+        out.instr_counter = ", ".join(sorted(counters))
     for key in sorted(set(bi) | set(ci)):
         b, c = bi.get(key), ci.get(key)
         if b is None or c is None:
@@ -301,7 +306,8 @@ def _summary(cmp: Comparison) -> list[str]:
     mode = "absolute p50 latency" if cmp.absolute else "student/teacher p50 ratio within each run"
     if not cmp.instr_gate:
         return [f"{verdict} (judged on {mode}; threshold {cmp.threshold:.0%} and beyond the noise band of both runs)."]
-    return [f"{verdict} (judged on instructions per inference under callgrind; threshold {cmp.instr_threshold:.0%}).",
+    return [f"{verdict} (judged on instructions per inference under {cmp.instr_counter}; "
+            f"threshold {cmp.instr_threshold:.0%}).",
             f"The wall-time tables are information only ({len(cmp.time_regressions)} row(s) beyond "
             f"{cmp.threshold:.0%} on {mode}); they do not affect the exit code."]
 

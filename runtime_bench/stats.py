@@ -120,11 +120,10 @@ def cpu_model(cpuinfo: str | None = None) -> str:
 def _isa_summary(family: str, flags: set[str]) -> str:
     """One label for the best int8 instructions among `flags`."""
     if family == "x86":
-        for flag, label in (("amx_int8", "AMX-INT8"), ("avx512_vnni", "AVX-512 VNNI"), ("avx_vnni", "AVX-VNNI"),
-                            ("avx512f", "AVX-512 (no VNNI)"), ("avx2", "AVX2 (no VNNI)")):
-            if flag in flags:
-                return f"x86-64 {label}"
-        return "x86-64 (no AVX2)"
+        vector = next((label for flag, label in (("avx512_vnni", "AVX-512 VNNI"), ("avx_vnni", "AVX-VNNI"),
+                                                 ("avx512f", "AVX-512 (no VNNI)"), ("avx2", "AVX2 (no VNNI)"))
+                       if flag in flags), "(no AVX2)")
+        return f"x86-64 {'AMX-INT8 + ' if 'amx_int8' in flags else ''}{vector}"
     for flag, label in (("i8mm", "i8mm"), ("asimddp", "dotprod")):
         if flag in flags:
             return f"aarch64 {label}" + (" SVE" if "sve" in flags else "")

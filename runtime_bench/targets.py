@@ -20,6 +20,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
+from . import arm
 from .errors import BenchError
 from .manifest import Artifact
 
@@ -372,53 +373,82 @@ class AdbTarget(Target):
 
 
 # --- qemu-aarch64 ---------------------------------------------------------------------------------
-DEFAULT_ROOTFS = Path(os.environ.get("GS_BENCH_QEMU_ROOTFS", Path.home() / ".cache/gs-mobile/qemu-aarch64-rootfs"))
-FAKE_CPUINFO = "etc/gs-bench-cpuinfo"
+#: LiteRT's log line when its XNNPACK delegate is applied: the delegate is recorded as observed.
+XNNPACK_LOG = "Created TensorFlow Lite XNNPACK delegate"
+
+
+def observed_delegate(runtime: str, stderr: str) -> str | None:
+    """What the worker's log shows about LiteRT's CPU path (None for other runtimes)."""
+    if runtime != "tflite":
+        return None
+    return "XNNPACK (observed in the log)" if XNNPACK_LOG in stderr else "none: built-in kernels (no XNNPACK log line)"
 
 
 class QemuTarget(Target):
-    """aarch64 LiteRT / ONNX Runtime under qemu-user in a debootstrap rootfs (correctness only)."""
+    """aarch64 LiteRT / ONNX Runtime under qemu-user on a named core: instruction counts + outputs.
 
-    name = "qemu-aarch64"
+    Each artifact runs once in ``runtime_bench.qemu_worker`` with the counting plugin; the result
+    carries the instructions of one inference (``instructions_per_inference``, ``instructions``)
+    and the first image's output, which gs-bench checks against the x86 build.
+    """
+
     timings_meaningful = False
     runtimes = ("tflite", "onnxruntime")
+    #: measured with the plugin on a 2-core Xeon: ~1e-8 s per MAC for fp32 (TCG emulates FMLA in
+    #: software), ~1e-9 for INT8; a 4x margin over fp32 and a minute of start-up bound any run.
+    SECONDS_PER_MAC = 4e-8
 
-    def __init__(self, rootfs: Path | None = None) -> None:
-        self.rootfs = Path(rootfs or DEFAULT_ROOTFS)
+    def __init__(self, rootfs: Path | None = None, core_name: str = arm.DEFAULT_CORE) -> None:
+        self.rootfs = Path(rootfs or arm.DEFAULT_ROOTFS)
+        self.core = arm.core(core_name)
+        self.name = "qemu-aarch64"
 
     def prepare(self, work: Path) -> None:
-        py = self.rootfs / "usr/bin/python3"
-        if not py.exists():
-            raise BenchError(f"qemu-aarch64: no aarch64 rootfs at {self.rootfs}; "
-                             f"run {PACKAGE_DIR / 'qemu/setup.sh'} {self.rootfs}")
-        self.qemu = self.rootfs / "usr/bin/qemu-aarch64-static"
-        if not self.qemu.exists():
-            raise BenchError(f"qemu-aarch64: {self.qemu} missing; re-run {PACKAGE_DIR / 'qemu/setup.sh'}")
-        if not (self.rootfs / FAKE_CPUINFO).exists():
-            raise BenchError(f"qemu-aarch64: {self.rootfs / FAKE_CPUINFO} missing; re-run setup.sh")
-        self.stage = self.rootfs / "tmp/gs-bench"
-        shutil.rmtree(self.stage, ignore_errors=True)
-        stage_package(self.stage)
+        arm.check_rootfs(self.rootfs)
+        self.qemu = arm.qemu_binary()
+        self.qemu_version = arm.qemu_version(self.qemu)
+        arm.plugin_path()
+
+    def timeout(self, art: Artifact, s: Settings) -> float:
+        """The artifact's time limit: --timeout, or more when its MACs need it."""
+        macs = float(art.entry.get("macs") or 0)
+        shape = (art.entry.get("inputs") or [{}])[0].get("shape")
+        if s.size and shape:  # MACs grow with the pixels: scale from the export's size to --size
+            macs *= s.size[0] * s.size[1] / (float(np.prod(shape)) / 3)
+        return max(s.timeout_s, 60.0 + macs * self.SECONDS_PER_MAC)
 
     def measure(self, art: Artifact, inputs: Path, work: Path, s: Settings) -> tuple[dict[str, Any], np.ndarray | None]:
         self.check_runtime(art)
-        for src in (art.path, self.write_artifact_json(art, work), inputs):
-            shutil.copy2(src, self.stage / Path(src).name)
-        out = f"{art.name}.out"
-        shutil.rmtree(self.stage / out, ignore_errors=True)
-        quick = Settings(threads=s.threads, warmup=0, runs=1, size=s.size, timeout_s=s.timeout_s)
-        inner = " ".join(shlex.quote(a) for a in ["/usr/bin/python3", *worker_args(
-            f"/tmp/gs-bench/{art.name}.artifact.json", f"/tmp/gs-bench/{art.path.name}",
-            f"/tmp/gs-bench/{inputs.name}", f"/tmp/gs-bench/{out}", quick)])
-        r = shlex.quote(str(self.rootfs))
-        script = (f"mount -t proc proc {r}/proc && mount --bind {r}/{FAKE_CPUINFO} {r}/proc/cpuinfo && "
-                  f"cd {r}/tmp/gs-bench && exec chroot {r} /usr/bin/qemu-aarch64-static {inner}")
-        proc = _run(["unshare", "-m", "sh", "-c", script], s.timeout_s, f"qemu run of {art.name}",
-                    env=dict(os.environ, PYTHONPATH="/tmp/gs-bench"))
-        return read_worker_output(self.stage / out, art.name, proc)
+        out = work / f"{art.name}.qemu"
+        shutil.rmtree(out, ignore_errors=True)
+        out.mkdir(parents=True)
+        counts_file = out / "counts.txt"
+        args = ["-m", "runtime_bench.qemu_worker", "--artifact-json", str(self.write_artifact_json(art, work)),
+                "--model", str(art.path), "--inputs", str(inputs), "--out-dir", str(out), "--threads", "1"]
+        if s.size:
+            args += ["--size", str(s.size[0]), str(s.size[1])]
+        cmd = arm.command(self.rootfs, self.core, args, counts_file)
+        limit = self.timeout(art, s)
+        t0 = time.perf_counter()
+        proc = _run(cmd, limit, f"qemu-aarch64 run of {art.name} (limit {limit:.0f} s from its MACs)",
+                    env=arm.guest_env(self.rootfs, 1))
+        seconds = time.perf_counter() - t0
+        result, outputs = read_worker_output(out, art.name, proc)
+        counts = arm.between(arm.parse_plugin_output(counts_file.read_text()), 1, 2)
+        info = dict(result.get("runtime_info") or {})
+        if (delegate := observed_delegate(art.runtime, proc.stderr or "")) is not None:
+            info["delegate"] = delegate
+        result["runtime_info"] = info
+        result["instructions_per_inference"] = float(counts["total"])
+        result["instructions"] = {
+            "method": "aarch64 instructions of one inference, load excluded (qemu TCG plugin, runtime_bench.arm)",
+            "counter": f"qemu-aarch64 {self.qemu_version} -cpu {self.core.qemu_cpu}", "core": self.core.name,
+            "threads": 1, "classes": counts, "seconds": round(seconds, 1)}
+        return result, outputs
 
 
-def make_target(spec: str, benchmark_binary: Path | None = None, qemu_rootfs: Path | None = None) -> Target:
+def make_target(spec: str, benchmark_binary: Path | None = None, qemu_rootfs: Path | None = None,
+                arm_cpu: str = arm.DEFAULT_CORE) -> Target:
     """Target from its command-line form: local, adb[:SERIAL], ssh://user@host[:port], qemu-aarch64."""
     if spec in ("", "local"):
         return LocalTarget()
@@ -427,5 +457,5 @@ def make_target(spec: str, benchmark_binary: Path | None = None, qemu_rootfs: Pa
     if spec.startswith("ssh://"):
         return SshTarget(spec)
     if spec == "qemu-aarch64":
-        return QemuTarget(qemu_rootfs)
+        return QemuTarget(qemu_rootfs, arm_cpu)
     raise BenchError(f"unknown target {spec!r} (local, adb[:SERIAL], ssh://user@host[:port], qemu-aarch64)")

@@ -52,7 +52,7 @@ _ARM = "processor\t: 0\nFeatures\t: fp asimd aes crc32 {}\nCPU part\t: 0xd0c\n"
     (_X86.format("avx_vnni"), ["avx2", "avx_vnni"], "x86-64 AVX-VNNI"),
     (_X86.format("avx512f avx512_vnni avx_vnni"), ["avx2", "avx512f", "avx512_vnni", "avx_vnni"], "x86-64 AVX-512 VNNI"),
     (_X86.format("avx512f avx512_vnni amx_tile amx_int8"), ["avx2", "avx512f", "avx512_vnni", "amx_tile", "amx_int8"],
-     "x86-64 AMX-INT8"),
+     "x86-64 AMX-INT8 + AVX-512 VNNI"),
     ("processor\t: 0\nflags\t\t: fpu sse2\n", [], "x86-64 (no AVX2)"),
     (_ARM.format(""), ["asimd"], "aarch64 (no dotprod)"),
     (_ARM.format("asimddp"), ["asimd", "asimddp"], "aarch64 dotprod"),

@@ -262,7 +262,7 @@ def test_qemu_without_rootfs_exits_2(tiny_export: Path, tmp_path: Path, capsys) 
     out = tmp_path / "x.json"
     assert _bench(tiny_export, out, "--target", "qemu-aarch64", "--qemu-rootfs", str(tmp_path / "none")) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "no aarch64 rootfs" in err and "setup.sh" in err, err
+    assert len(err.splitlines()) == 1 and "no aarch64 sysroot" in err and "setup.sh" in err, err
     assert not out.exists()
 
 
