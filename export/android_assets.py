@@ -2,9 +2,9 @@
 
 The functions below mirror ``android_demo/app/src/main/java/com/gsmobile/demo/Preprocessing.kt``
 operation by operation (float64 arithmetic in the same order, round-half-to-even), so the bytes
-the app feeds the model are the bytes this module produces; the pixel mapping and the
-(de)quantisation are ``gs_contract``'s, the one definition every stage uses. ``tests/android_demo`` compiles the
-Kotlin file and checks that. Images here are ``uint8`` arrays ``(H, W, 3)`` RGB; tensors are
+the app feeds the model are the bytes this module produces (the pixel mapping and the
+(de)quantisation are ``gs_contract``'s, which every stage uses); ``tests/android_demo`` compiles
+the Kotlin file and checks that. Images here are ``uint8`` arrays ``(H, W, 3)`` RGB; tensors are
 NHWC with batch 1 (docs/CONTRACTS.md).
 
 ``install_into_app(export_dir, app_dir)`` is what ``gs-export ... --android DIR`` calls.
