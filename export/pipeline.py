@@ -23,13 +23,14 @@ from compress.quant import set_quantisation
 from compress.student import StudentGenerator, load_student
 from compress.teachers import Teacher, load_teacher
 from compress.zoo.cartoongan import RGBAdapter
+from gs_contract import PSNR_CONVENTION, psnr
 
 from .errors import ExportError
 from .formats import ArtifactSpec, ExportContext, select
 from .graph import ExportGraph, GraphModule
 from .manifest import artifact_entry, build_manifest, write_manifest
 from .slim import channel_table, slim_graph, teacher_graph
-from .validate import TOLERANCE_DB, References, load_images, psnr, validate_artifact
+from .validate import TOLERANCE_DB, References, load_images, validate_artifact
 
 STAGING_PREFIX = ".gs-export-"
 SLIM_TOLERANCE = 1e-3  # max abs, slim fp32 graph vs masked fp32 student, on the val photos
@@ -216,7 +217,7 @@ def _validation_summary(refs: References, slim_diff: float, opts: ExportOptions)
     return {
         "images": int(refs.images.shape[0]),
         "image_source": str(opts.images) if opts.images else "scikit-image sample photos",
-        "psnr": "8-bit pixel units, MSE pooled over the validation images, capped at 100 dB",
+        "psnr": PSNR_CONVENTION,
         "tolerance_db": TOLERANCE_DB,
         "student_fakequant_psnr_vs_teacher": round(psnr(o["student_fakequant"], o["teacher_fp32"]), 3),
         "student_fp32_psnr_vs_teacher": round(psnr(o["student_fp32"], o["teacher_fp32"]), 3),

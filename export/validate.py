@@ -4,8 +4,8 @@ Validation photos: `--images DIR` (read as gs-compress reads `--data`, unusable 
 warning) or scikit-image's bundled sample photos, centre-cropped and resized exactly as the Android
 app does (`export.android_assets`).
 
-PSNR is computed in 8-bit pixel units ((y + 1) * 127.5, peak 255) from the mean squared error over
-all validation images, capped at 100 dB. An artifact is compared with its *reference*: the torch
+PSNR is `gs_contract.psnr` (mean over the validation images of per-image PSNR in 8-bit pixel units,
+each capped at 100 dB). An artifact is compared with its *reference*: the torch
 fake-quant student for INT8 artifacts, the fp32 masked student for fp32 student artifacts, the torch
 teacher for teacher artifacts. Tolerances (measured on tiny random students: INT8 TFLite / ONNX vs
 the fake-quant student 43-50 dB, which differs only by int32 bias rounding and fixed-point
@@ -30,14 +30,15 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .android_assets import center_crop_resize, pixel_to_real
+from gs_contract import dequantize, pixels_to_real, psnr, quantize
+
+from .android_assets import center_crop_resize
 from .artifact_info import NORM_OPS, coreml_info, onnx_info, tflite_info, tflite_interpreter
 from .errors import ExportError
 from .formats import ArtifactSpec
 
 TOLERANCE_DB = {"int8": 30.0, "fp32": 45.0}
 TEACHER_IMAGES = 2  # teacher artifacts (an fp32 equivalence check, 6x the student's MACs) run on the first 2
-PSNR_CAP = 100.0
 SAMPLE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
 
 
@@ -103,15 +104,8 @@ def load_images(size: int, images_dir: Path | None = None, limit: int = 8) -> to
         import skimage.data
 
         photos = [getattr(skimage.data, name)() for name in SAMPLE_PHOTOS]
-    batch = np.stack([pixel_to_real(center_crop_resize(p, size, size)) for p in photos])
+    batch = np.stack([pixels_to_real(center_crop_resize(p, size, size)) for p in photos])
     return torch.from_numpy(batch).permute(0, 3, 1, 2).float().contiguous()
-
-
-def psnr(a: torch.Tensor | np.ndarray, b: torch.Tensor | np.ndarray) -> float:
-    """PSNR (dB) of two [-1, 1] image batches in 8-bit pixel units, capped at 100."""
-    diff = (np.asarray(a, np.float64) - np.asarray(b, np.float64)) * 127.5
-    mse = float(np.mean(diff ** 2))
-    return PSNR_CAP if mse == 0 else min(PSNR_CAP, 10 * np.log10(255.0 ** 2 / mse))
 
 
 # ----- runners: NCHW float batch in [-1, 1] -> NCHW float batch -----
@@ -120,15 +114,14 @@ def _quantize(x: np.ndarray, detail: dict) -> np.ndarray:
     if dtype == np.float32:
         return x.astype(np.float32)
     scale, zp = detail["quantization"]
-    info = np.iinfo(dtype)
-    return np.clip(np.rint(x / scale) + zp, info.min, info.max).astype(dtype)
+    return quantize(x, scale, zp, dtype)
 
 
 def _dequantize(y: np.ndarray, detail: dict) -> np.ndarray:
     if detail["dtype"] == np.float32:
         return y
     scale, zp = detail["quantization"]
-    return (y.astype(np.float32) - zp) * scale
+    return dequantize(y, scale, zp).astype(np.float32)
 
 
 def run_tflite(path: Path, x: torch.Tensor) -> np.ndarray:

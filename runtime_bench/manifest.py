@@ -6,9 +6,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gs_contract import sha256_file
+
 from .errors import BenchError
 from .runners import FORMAT_RUNTIME, RUNTIMES
-from .stats import sha256_file
 
 MANIFEST_FORMAT = "gs-mobile/export"
 

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+import gs_contract
+
 from .errors import BenchError
 
 #: scikit-image sample photos bundled in its wheel (licences in skimage.data docs).
@@ -27,13 +29,13 @@ KID_MIN_IMAGES = 50
 
 
 def to_pixels(x: np.ndarray) -> np.ndarray:
-    """float [-1, 1] NCHW -> uint8 NHWC pixels, the contract's rounding and clipping."""
-    return np.clip(np.round((x + 1.0) * 127.5), 0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
+    """float [-1, 1] NCHW -> uint8 NHWC pixels (``gs_contract.real_to_pixels``)."""
+    return gs_contract.real_to_pixels(x).transpose(0, 2, 3, 1)
 
 
 def from_pixels(px: np.ndarray) -> np.ndarray:
-    """uint8 NHWC -> float32 NCHW in [-1, 1]."""
-    return (px.astype(np.float32) / 127.5 - 1.0).transpose(0, 3, 1, 2).copy()
+    """uint8 NHWC -> float32 NCHW in [-1, 1] (``gs_contract.pixels_to_real``)."""
+    return np.ascontiguousarray(gs_contract.pixels_to_real(px).astype(np.float32).transpose(0, 3, 1, 2))
 
 
 def _fit(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -80,18 +82,10 @@ def load_images(images_dir: Path | None, size: tuple[int, int], limit: int = 8) 
 
 
 def psnr_ssim(reference: np.ndarray, test: np.ndarray) -> tuple[float, float]:
-    """Mean PSNR (dB) and SSIM over images, computed on 0..255 pixels (float NCHW [-1, 1] inputs)."""
-    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
-
-    ref, tst = to_pixels(reference), to_pixels(test)
-    psnrs, ssims = [], []
-    for a, b in zip(ref, tst):
-        psnrs.append(float("inf") if np.array_equal(a, b) else
-                     peak_signal_noise_ratio(a, b, data_range=255))
-        win = min(7, a.shape[0], a.shape[1])
-        win -= 1 - win % 2  # odd window
-        ssims.append(structural_similarity(a, b, data_range=255, channel_axis=-1, win_size=win))
-    return float(np.mean(psnrs)), float(np.mean(ssims))
+    """``gs_contract.psnr`` and ``gs_contract.ssim`` of two float NCHW [-1, 1] batches; the PSNR is
+    inf when the two batches are exactly equal (reported as "identical")."""
+    same = np.array_equal(reference, test)
+    return (float("inf") if same else gs_contract.psnr(reference, test)), gs_contract.ssim(reference, test)
 
 
 def kid_from_features(f_ref: np.ndarray, f_test: np.ndarray, num_subsets: int = 100,

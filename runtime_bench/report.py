@@ -1,13 +1,13 @@
 """Human-readable output of a bench run: the console table, a latency/size bar chart, an image grid."""
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+
+import gs_contract
+from gs_contract import write_text_atomic  # noqa: F401 - part of this module's interface (cli.py)
 
 
 def _fmt(v: Any, spec: str = ".1f", suffix: str = "") -> str:
@@ -35,20 +35,6 @@ def table(results: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write to a temp file in the same directory, then rename: readers never see a partial file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def finite(obj: Any) -> Any:
     """Copy of a JSON-able structure with NaN/inf floats replaced by None (strict JSON)."""
     if isinstance(obj, float):
@@ -62,7 +48,7 @@ def finite(obj: Any) -> Any:
 
 def write_json_atomic(path: Path, doc: dict[str, Any]) -> None:
     """Atomic, strict JSON (non-finite floats become null)."""
-    write_text_atomic(path, json.dumps(finite(doc), indent=2, allow_nan=False) + "\n")
+    gs_contract.write_json_atomic(path, finite(doc), allow_nan=False)
 
 
 def _plt() -> Any:

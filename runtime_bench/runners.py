@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+import gs_contract
+
 from .errors import BenchError
 
 #: artifact "format" in manifest.json -> runtime name used on the command line and in JSON.
@@ -76,23 +78,17 @@ class TensorSpec:
 
 
 def quantize(x: np.ndarray, spec: TensorSpec) -> np.ndarray:
-    """float -> integer tensor: ``q = clamp(round(x / scale) + zero_point)`` (CONTRACTS.md).
-
-    Rounds half away from zero, as TFLite's Quantize kernel (std::round) does; computed in float64.
-    """
+    """float -> integer tensor with ``gs_contract.quantize`` (float64, ties to even); float passes through."""
     if spec.scale is None:
         return x.astype(np.float32, copy=False)
-    info = np.iinfo(spec.np_dtype)
-    v = np.asarray(x, dtype=np.float64) / spec.scale
-    q = np.sign(v) * np.floor(np.abs(v) + 0.5) + spec.zero_point
-    return np.clip(q, info.min, info.max).astype(spec.np_dtype)
+    return gs_contract.quantize(x, spec.scale, spec.zero_point, spec.np_dtype)
 
 
 def dequantize(q: np.ndarray, spec: TensorSpec) -> np.ndarray:
-    """integer tensor -> float: ``real = (q - zero_point) * scale``; float passes through."""
+    """integer tensor -> float32 with ``gs_contract.dequantize``; float passes through."""
     if spec.scale is None:
         return q.astype(np.float32, copy=False)
-    return ((q.astype(np.float32) - spec.zero_point) * spec.scale).astype(np.float32)
+    return gs_contract.dequantize(q, spec.scale, spec.zero_point).astype(np.float32)
 
 
 def to_layout(x_nchw: np.ndarray, layout: str) -> np.ndarray:

@@ -5,7 +5,6 @@ also runs on a remote board.
 """
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import platform
@@ -14,6 +13,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+
+from gs_contract import sha256_file  # noqa: F401 - part of this module's interface (bench.py)
 
 #: distributions whose versions go into every environment record.
 _VERSIONED = ("numpy", "torch", "onnxruntime", "ai-edge-litert", "tensorflow-cpu", "onnx")
@@ -72,15 +73,6 @@ def current_rss_mb() -> float | None:
             return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
         except (OSError, ValueError, IndexError):
             return None
-
-
-def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 #: /proc/cpuinfo flags that decide int8 speed: the dot-product (VNNI / dotprod / i8mm) and matrix (AMX)

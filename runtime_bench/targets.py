@@ -155,11 +155,14 @@ class LocalTarget(Target):
 
 
 def stage_package(dest: Path) -> Path:
-    """Copy the minimal runtime_bench package (REMOTE_FILES) into ``dest/runtime_bench``."""
+    """Copy the minimal runtime_bench package (REMOTE_FILES) into ``dest/runtime_bench``, and the
+    ``gs_contract`` package its runners import into ``dest/gs_contract``; returns ``dest/runtime_bench``."""
     pkg = dest / "runtime_bench"
     pkg.mkdir(parents=True, exist_ok=True)
     for f in REMOTE_FILES:
         shutil.copy2(PACKAGE_DIR / f, pkg / f)
+    (dest / "gs_contract").mkdir(exist_ok=True)
+    shutil.copy2(PACKAGE_DIR.parent / "gs_contract" / "__init__.py", dest / "gs_contract" / "__init__.py")
     return pkg
 
 
@@ -199,7 +202,8 @@ class SshTarget(Target):
                                                f" check")
         self.remote_dir = self._ssh("mktemp -d /tmp/gs-bench.XXXXXX", "creating a remote directory").stdout.strip()
         staged = stage_package(work / "remote")
-        self._scp([str(staged)], f"{self.dest}:{self.remote_dir}/", "copying runtime_bench to the board")
+        self._scp([str(staged), str(staged.parent / "gs_contract")], f"{self.dest}:{self.remote_dir}/",
+                  "copying runtime_bench to the board")
         self._inputs_sent = False
 
     def measure(self, art: Artifact, inputs: Path, work: Path, s: Settings) -> tuple[dict[str, Any], np.ndarray | None]:

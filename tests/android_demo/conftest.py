@@ -63,12 +63,13 @@ def tiny_export(tmp_path_factory) -> dict:
     pytest.importorskip("ai_edge_litert")
     from ai_edge_litert.interpreter import Interpreter
 
-    from export.android_assets import center_crop_resize, pixel_to_real
+    from export.android_assets import center_crop_resize
+    from gs_contract import pixels_to_real
 
     rng = np.random.default_rng(0)
     img = _photo()
     crops = [img[y:y + 200, x:x + 200] for y, x in rng.integers(0, 300, size=(16, 2))]
-    calibration = np.stack([pixel_to_real(center_crop_resize(c, TINY_H, TINY_W)) for c in crops])
+    calibration = np.stack([pixels_to_real(center_crop_resize(c, TINY_H, TINY_W)) for c in crops])
     calibration[0, 0, 0] = [-1.0, 1.0, -1.0]  # the full pixel range is seen
     model = _tiny_keras_model()
     blob = _int8_tflite(model, calibration)

@@ -7,6 +7,7 @@ import re
 import numpy as np
 import pytest
 
+import gs_contract
 from export import android_assets as aa
 
 INPUT_SCALE = float(np.float32(2 / 255))  # the student's input quantiser, as a manifest stores it
@@ -16,8 +17,8 @@ OUTPUT_SCALE = 1 / 128
 def test_constants_match_the_kotlin_sources(kotlin_src):
     text = "".join(p.read_text() for p in kotlin_src.glob("*.kt"))
     k = dict(re.findall(r"const val (\w+) = (\S+)", text))
-    assert float(k["PIXEL_HALF_RANGE"]) == aa.PIXEL_HALF_RANGE
-    assert float(k["PIXEL_OFFSET"]) == aa.PIXEL_OFFSET
+    assert float(k["PIXEL_HALF_RANGE"]) == gs_contract.PIXEL_HALF_RANGE
+    assert float(k["PIXEL_OFFSET"]) == gs_contract.PIXEL_OFFSET
     assert json.loads(k["ARTIFACT_NAME"]) == aa.ARTIFACT_NAME
     assert json.loads(k["MODEL_ASSET"]) == aa.MODEL_ASSET
     assert json.loads(k["MANIFEST_ASSET"]) == aa.MANIFEST_ASSET
@@ -25,17 +26,17 @@ def test_constants_match_the_kotlin_sources(kotlin_src):
 
 def test_quantize_follows_the_contract():
     pixels = np.arange(256, dtype=np.uint8)
-    q = aa.quantize(aa.pixel_to_real(pixels), INPUT_SCALE, 0, "int8")
+    q = gs_contract.quantize(gs_contract.pixels_to_real(pixels), INPUT_SCALE, 0, "int8")
     assert q.dtype == np.int8 and q[0] == -127 and q[-1] == 127
     assert np.all(np.diff(q.astype(int)) >= 0)
-    err = np.abs(aa.dequantize(q, INPUT_SCALE, 0) - aa.pixel_to_real(pixels))
+    err = np.abs(gs_contract.dequantize(q, INPUT_SCALE, 0) - gs_contract.pixels_to_real(pixels))
     assert err.max() <= INPUT_SCALE / 2 + 1e-6
-    assert aa.quantize(np.array([5.0, -5.0]), 0.01, 3, "uint8").tolist() == [255, 0]
+    assert gs_contract.quantize(np.array([5.0, -5.0]), 0.01, 3, "uint8").tolist() == [255, 0]
 
 
 def test_dequantize_to_pixels_covers_the_range():
     q = np.arange(-128, 128).astype(np.int8)
-    px = aa.real_to_pixel(aa.dequantize(q, OUTPUT_SCALE, 0))
+    px = gs_contract.real_to_pixels(gs_contract.dequantize(q, OUTPUT_SCALE, 0))
     assert px[0] == 0 and px[-1] == 254 and np.all(np.diff(px.astype(int)) >= 0)
 
 

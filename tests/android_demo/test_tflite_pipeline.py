@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import numpy as np
 
+import gs_contract
 from export import android_assets as aa
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float(10 * np.log10(255.0 ** 2 / max(mse, 1e-12)))
+    """The contract's PSNR of two uint8 images."""
+    return gs_contract.psnr(gs_contract.pixels_to_real(a)[None], gs_contract.pixels_to_real(b)[None])
 
 
 def test_int8_app_pipeline_matches_float_model(tiny_export, photo):
@@ -24,8 +25,8 @@ def test_int8_app_pipeline_matches_float_model(tiny_export, photo):
     interp.invoke()
     app_image = aa.decode(interp.get_tensor(interp.get_output_details()[0]["index"]), out_spec)
 
-    float_out = tiny_export["model"](aa.pixel_to_real(resized)[None].astype(np.float32)).numpy()
-    float_image = aa.real_to_pixel(float_out[0])
+    float_out = tiny_export["model"](gs_contract.pixels_to_real(resized)[None].astype(np.float32)).numpy()
+    float_image = gs_contract.real_to_pixels(float_out[0])
 
     assert app_image.shape == float_image.shape == (in_spec.height, in_spec.width, 3)
     print(f"int8 app pipeline vs float model: {psnr(app_image, float_image):.1f} dB")

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from compress import data, photos_debian, photos_pip
-from compress.cache import sha256_file
+from gs_contract import sha256_file
 from compress.data import CropDataset, DataError, DataWarning, load_photo_folder, val_batch
 
 

@@ -7,7 +7,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from compress.cache import sha256_file
+from gs_contract import sha256_file
 from export.artifact_info import tflite_info
 from export.formats import ARTIFACTS
 from export.manifest import ARTIFACT_KEYS, MAC_CONVENTION, path_sha256
@@ -152,7 +152,8 @@ def test_android_install(shared_export) -> None:
 def test_tflite_io_options(shared_export, tmp_path, io: str) -> None:
     from export.graph import GraphModule
     from export.tflite_build import convert_tflite
-    from export.validate import load_images, psnr, run_tflite
+    from export.validate import load_images, run_tflite
+    from gs_contract import psnr
     from compress.student import load_student
 
     student, _ = load_student(shared_export.run.run / "student.pt")

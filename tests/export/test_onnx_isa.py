@@ -19,7 +19,8 @@ import pytest
 from export.onnx_build import build_onnx
 from export.slim import slim_graph
 from export.tflite_build import convert_tflite
-from export.validate import load_images, psnr, run_tflite
+from export.validate import load_images, run_tflite
+from gs_contract import psnr_per_image
 from tests.export.helpers import SIZE
 from tests.tiny import make_tiny_student
 
@@ -44,5 +45,5 @@ def test_int8_onnx_matches_tflite_on_avx2_without_vnni(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = np.load(outputs)
-    dbs = [round(float(psnr(out[i], reference[i])), 1) for i in range(len(out))]
+    dbs = [round(float(db), 1) for db in psnr_per_image(out, reference)]
     assert min(dbs) >= HASWELL_MIN_DB, f"INT8 ONNX vs INT8 TFLite per image on emulated Haswell: {dbs} dB"

@@ -20,8 +20,8 @@ def test_quantize_follows_contract() -> None:
     assert q.dtype == np.int8
     assert q.tolist()[1:] == [0, 1, 64, 127, 127] and q[0] in (-127, -128)  # 127.5 and 382.5 clamp
     half = TensorSpec("h", (1,), "int8", "NHWC", scale=0.5, zero_point=-3)
-    # ties round half away from zero like TFLite's Quantize kernel; clamped to [-128, 127]
-    assert quantize(np.array([1.25, -1.25, 0.75, 100.0, -100.0]), half).tolist() == [0, -6, -1, 127, -128]
+    # gs_contract's tie rule: half to even (2.5 -> 2, -2.5 -> -2, 1.5 -> 2); clamped to [-128, 127]
+    assert quantize(np.array([1.25, -1.25, 0.75, 100.0, -100.0]), half).tolist() == [-1, -5, -1, 127, -128]
     np.testing.assert_allclose(dequantize(q, spec), (q.astype(np.float32)) * 2 / 255, rtol=1e-6)
     u = TensorSpec("o", (1,), "uint8", "NHWC", scale=1 / 128, zero_point=128)
     np.testing.assert_allclose(dequantize(quantize(np.array([-1.0, 0.0, 0.5]), u), u), [-1.0, 0.0, 0.5])
