@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.gs-installed
 OUT    ?= runs/demo
 
 .PHONY: install sysdeps demo test test-fast clean
-SYSDEPS := aapt zipalign apksigner kotlin adb default-jdk-headless unzip chromium valgrind qemu-user
+SYSDEPS := aapt zipalign apksigner kotlin adb default-jdk-headless unzip chromium valgrind qemu-user debootstrap gcc
 
 $(STAMP): requirements.txt constraints.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,12 +22,14 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/gs-demo --out $(OUT) $(DEMO_ARGS)
 
-## Debian tools the Android build check, the report screenshot and the instruction gate use
+## Debian tools the Android build check, the report screenshot and the instruction gates use, and
+## the aarch64 sysroot of the ARM count (~30 s once, cached in ~/.cache/gs-mobile)
 ## (best effort: without root or apt those tests skip and say why)
 sysdeps:
 	-@missing=$$(for p in $(SYSDEPS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  echo "installing: $$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; fi
+	-@bash runtime_bench/qemu/setup.sh
 
 ## every test tier (fast unit tests, then the slow real-teacher / real-conversion tier)
 test: $(STAMP) sysdeps

@@ -25,6 +25,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .errors import BenchError
 
@@ -100,6 +101,18 @@ def check_rootfs(rootfs: Path) -> None:
     if not (rootfs / "usr/bin/python3").exists() or not (rootfs / SITE).is_dir():
         raise BenchError(f"qemu-aarch64: no aarch64 sysroot at {rootfs}; run {SETUP_SCRIPT} {rootfs} "
                          f"(about 30 s, as root)")
+
+
+def why_unavailable(rootfs: Path = DEFAULT_ROOTFS) -> str | None:
+    """Why aarch64 counts cannot run on this machine (None when they can)."""
+    try:
+        check_rootfs(rootfs)
+        qemu_binary()
+    except BenchError as exc:
+        return str(exc)
+    if shutil.which(os.environ.get("CC", "gcc")) is None and shutil.which("cc") is None:
+        return "no C compiler for the qemu counting plugin (apt-get install gcc)"
+    return None
 
 
 def _cpu_count() -> int:
@@ -195,3 +208,18 @@ def command(rootfs: Path, c: Core, args: list[str], plugin_out: Path | None) -> 
     if plugin_out is not None:
         cmd += ["-plugin", f"{plugin_path()},out={plugin_out}"]
     return cmd + [str(rootfs / "usr/bin/python3"), *args]
+
+
+def cost_lines(results: list[dict[str, Any]]) -> list[str]:
+    """'ARM cost on neoverse-n1: 31.9x fewer instructions ...' for each student counted under qemu."""
+    lines = []
+    teachers = {r["runtime"]: r for r in results if r.get("role") == "teacher"}
+    for r in results:
+        meta, ratio = r.get("instructions") or {}, r.get("instruction_ratio_vs_teacher")
+        if ratio and meta.get("core"):
+            t = teachers.get(r["runtime"], {})
+            lines.append(f"ARM cost on {meta['core']}: {ratio:.1f}x fewer instructions per inference "
+                         f"({r['name']} vs {t.get('name', 'teacher')}, {r['runtime']}, 1 thread; "
+                         f"{r['instructions_per_inference'] / 1e6:,.1f} M vs "
+                         f"{t.get('instructions_per_inference', 0) / 1e6:,.1f} M; instructions, not time)")
+    return lines

@@ -1,14 +1,17 @@
-"""The CI latency gate for the default pipeline: export the committed student, benchmark, compare.
+"""The CI cost gate for the default pipeline: export the committed student, count, compare.
 
-    python -m runtime_bench.ci_gate                 # benchmark + compare with the committed baseline
-    python -m runtime_bench.ci_gate --update        # re-measure and overwrite the committed baseline
+    python -m runtime_bench.ci_gate                 # count + compare with the committed baseline
+    python -m runtime_bench.ci_gate --update        # re-count and overwrite the committed baseline
 
 The committed student (`baselines/default_student.pt`, the quick preset's result on the default
-teacher) is exported to TFLite at 128x128, benchmarked with LiteRT (2 threads) and counted under
-callgrind (instructions per inference of the student artifacts, deterministic on the same binary;
-the fp32 teacher is not counted: it takes many minutes under valgrind and is not what can regress).
-`gs-bench compare` gates on the instruction counts and reports the wall-time ratios as information. The
-Markdown report is written to `ci-artifacts/bench_report.md` (a CI artifact file).
+teacher) is exported to TFLite at 128x128 and every LiteRT artifact (student INT8, student fp32,
+teacher fp32) runs once under qemu-aarch64 on a Neoverse-N1 core model with the counting plugin
+(runtime_bench.arm): instructions per inference, split by MAC class. The count depends on the
+LiteRT build, the core model and the size, not on the host: a baseline made on one x86 machine
+holds on any other, with or without VNNI, loaded or idle. `gs-bench compare` gates on the counts
+(2 %) and shows emulated wall times as information. The Markdown report is written to
+`ci-artifacts/bench_report.md`, with the teacher/student instruction ratio. Needs Debian's
+qemu-user, gcc and the sysroot of `runtime_bench/qemu/setup.sh` (`make sysdeps` builds it).
 """
 from __future__ import annotations
 
@@ -20,12 +23,13 @@ from pathlib import Path
 
 BASELINES = Path(__file__).resolve().parent / "baselines"
 STUDENT = BASELINES / "default_student.pt"
-BASELINE_JSON = BASELINES / "default_x86_128px.json"
+BASELINE_JSON = BASELINES / "default_neoverse-n1_128px.json"
 SIZE = 128
+CORE = "neoverse-n1"
 
 
-def measure(student: Path, work: Path, runs: int = 10) -> Path:
-    """Export `student` (TFLite, SIZE px) and benchmark it with instruction counts; returns bench.json."""
+def measure(student: Path, work: Path) -> Path:
+    """Export `student` (TFLite, SIZE px) and count its artifacts under qemu-aarch64; returns bench.json."""
     from export.cli import main as export_main
 
     from .cli import main as bench_main
@@ -34,8 +38,8 @@ def measure(student: Path, work: Path, runs: int = 10) -> Path:
     if export_main([str(student), "--format", "tflite", "--size", str(SIZE), "--out", str(export_dir), "--quiet"]):
         raise SystemExit("ci-gate: gs-export failed")
     out = work / "bench.json"
-    if bench_main([str(export_dir), "--runtime", "tflite", "--threads", "2", "--runs", str(runs), "--no-kid",
-                   "--instructions", "--instr-roles", "student", "--quiet", "--json", str(out)]):
+    if bench_main([str(export_dir), "--runtime", "tflite", "--target", "qemu-aarch64", "--arm-cpu", CORE,
+                   "--no-kid", "--quiet", "--json", str(out)]):
         raise SystemExit("ci-gate: gs-bench failed")
     return out
 
@@ -68,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     rc = gate(a.report_dir)
     verdict = {0: "no regression", 1: "regression"}.get(rc, "not compared: see the error above")
-    print(f"latency report: {a.report_dir / 'bench_report.md'} ({verdict})")
+    print(f"cost report: {a.report_dir / 'bench_report.md'} ({verdict})")
     return rc
 
 

@@ -18,9 +18,9 @@ import argparse
 import math
 import sys
 from pathlib import Path
-from typing import Any, NoReturn, Sequence
+from typing import NoReturn, Sequence
 
-from .arm import CORES, DEFAULT_CORE, core
+from .arm import CORES, DEFAULT_CORE, core, cost_lines
 from .errors import BenchError
 
 PROG = "gs-bench"
@@ -173,21 +173,6 @@ def compare_parser() -> argparse.ArgumentParser:
     return p
 
 
-def arm_cost_lines(results: list[dict[str, Any]]) -> list[str]:
-    """'ARM cost on neoverse-n1: 31.9x fewer instructions ...' for each student counted under qemu."""
-    lines = []
-    teachers = {r["runtime"]: r for r in results if r.get("role") == "teacher"}
-    for r in results:
-        meta, ratio = r.get("instructions") or {}, r.get("instruction_ratio_vs_teacher")
-        if ratio and meta.get("core"):
-            t = teachers.get(r["runtime"], {})
-            lines.append(f"ARM cost on {meta['core']}: {ratio:.1f}x fewer instructions per inference "
-                         f"({r['name']} vs {t.get('name', 'teacher')}, {r['runtime']}, 1 thread; "
-                         f"{r['instructions_per_inference'] / 1e6:,.1f} M vs "
-                         f"{t.get('instructions_per_inference', 0) / 1e6:,.1f} M; instructions, not time)")
-    return lines
-
-
 def cmd_compare(argv: Sequence[str]) -> int:
     from .compare import compare, load_bench, parse_threshold, to_markdown
     from .report import write_text_atomic
@@ -231,7 +216,7 @@ def cmd_measure(argv: Sequence[str]) -> int:
             if "instructions_per_inference" in r:
                 print(f"instructions per inference {r['name']} [{r['runtime']}]: "
                       f"{r['instructions_per_inference']:,.0f}")
-        for line in arm_cost_lines(results):
+        for line in cost_lines(results):
             print(line)
         for s in run.doc["skipped"]:
             print(f"skipped {s['name']}: {s['reason']}")

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from .arm import cost_lines
 from .errors import BenchError
 from .manifest import read_json
 from .stats import ratio_noise
@@ -99,6 +100,7 @@ class Comparison:
     instr_gate: bool = False
     instr_threshold: float = 0.02
     instr_counter: str = "callgrind"
+    cost: list[str] = field(default_factory=list)  # "ARM cost on CORE: Nx fewer instructions ..." lines
 
     @property
     def regressions(self) -> list[Row]:
@@ -177,8 +179,12 @@ def _judge_instructions(row: Row, b: dict[str, Any], c: dict[str, Any], threshol
         return f"{label}: no instruction count in both runs; not gated"
     row.base_instr, row.cur_instr = float(b[INSTR_KEY]), float(c[INSTR_KEY])
     row.instr_delta = row.cur_instr / row.base_instr - 1.0
-    row.instr_verdict = _verdict(row.instr_delta, threshold)
     bm, cm = b.get("instructions") or {}, c.get("instructions") or {}
+    if bm.get("host_isa") != cm.get("host_isa"):  # callgrind follows the host's vector ISA
+        row.instr_verdict = "n/a"
+        return (f"{label}: x86 instructions counted on another ISA ({bm.get('host_isa')!r} in the baseline, "
+                f"{cm.get('host_isa')!r} here); not gated (the aarch64 count under qemu is host-independent)")
+    row.instr_verdict = _verdict(row.instr_delta, threshold)
     diffs = [f"{k}: {bm.get(k)!r} -> {cm.get(k)!r}" for k in ("valgrind", "counter", "core", "threads")
              if bm.get(k) != cm.get(k)]
     bv, cv = (b.get("runtime_info") or {}).get("version"), (c.get("runtime_info") or {}).get("version")
@@ -229,6 +235,7 @@ def compare(base: dict[str, Any], cur: dict[str, Any], threshold: float = 0.1, a
     out = Comparison(threshold=threshold, absolute=absolute, instr_threshold=instr_threshold,
                      instr_gate=instructions and has_instructions(base) and has_instructions(cur))
     bi, ci = _index(base), _index(cur)
+    out.cost = cost_lines(cur["results"])
     counters = {(r.get("instructions") or {}).get("counter") for r in cur["results"]} - {None}
     if counters:
         out.instr_counter = ", ".join(sorted(counters))
@@ -329,7 +336,8 @@ def to_markdown(cmp: Comparison, base_label: str = "baseline", cur_label: str = 
     wall-time tables are labelled as information.
     """
     lines = [f"# gs-bench: {cur_label} vs {base_label}", "", *_summary(cmp),
-             "↑ slower, ↓ faster, → within a quarter of the threshold.", ""]
+             "↑ slower, ↓ faster, → within a quarter of the threshold.", "",
+             *(f"- {line}" for line in cmp.cost), *([""] if cmp.cost else [])]
     if cmp.instr_gate:
         lines += _instruction_table(cmp)
     info = " (wall time, information only)" if cmp.instr_gate else ""

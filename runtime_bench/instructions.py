@@ -12,7 +12,10 @@ Determinism: ``PYTHONHASHSEED=0``, no bytecode writes (the first run would other
 files the second one reads), Python's garbage collector frozen before the invoke loop, one
 intra-op thread by default, and ASLR off via ``setarch -R`` where the kernel allows it. Counts are
 those of the code paths chosen on valgrind's emulated CPU (AVX2 at most in valgrind 3.19), which
-may differ from the native ones; they are for comparing runs, not for predicting latency.
+may differ from the native ones, and valgrind's emulated CPU follows the host's (a host without
+AVX2 counts other kernels): each count records ``host_isa`` and `gs-bench compare` does not gate
+counts made on hosts of different ISA. They are for comparing runs, not for predicting latency;
+the host-independent count is the aarch64 one (``--target qemu-aarch64``, runtime_bench.arm).
 
     python -m runtime_bench.instructions --artifact-json A.json --model M --inputs X.npy --invokes N \
         [--threads 1] [--size H W]
@@ -37,6 +40,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .errors import BenchError
+from .stats import isa
 
 #: keys this module adds to an artifact's bench result (and to its JSON entry).
 RESULT_KEYS = ("instructions_per_inference", "instructions")
@@ -149,7 +153,8 @@ def measure_instructions(artifact_json: Path, model: Path, inputs: Path, work: P
     return {"instructions_per_inference": per_inference(counts[0], counts[1], s.extra),
             "instructions": {"method": METHOD, "runs": s.runs, "extra": s.extra, "threads": s.threads,
                              "ir_runs": counts[0], "ir_runs_plus_extra": counts[1], "valgrind": version,
-                             "aslr_disabled": bool(_no_aslr_prefix()), "seconds": round(seconds, 1)}}
+                             "aslr_disabled": bool(_no_aslr_prefix()), "seconds": round(seconds, 1),
+                             "host_isa": isa()["summary"]}}
 
 
 def invoke_loop(artifact: dict[str, Any], model: Path, images: np.ndarray, invokes: int, threads: int,

@@ -23,6 +23,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from .arm import cost_lines
 from .errors import BenchError
 from .report import _plt, bar_chart, write_text_atomic
 
@@ -48,6 +49,7 @@ class Sources:
     manifest: dict[str, Any] | None
     bench: dict[str, Any] | None
     notes: list[str] = field(default_factory=list)
+    arm: dict[str, Any] | None = None  # gs-bench --target qemu-aarch64 result, when the demo counted
 
 
 def _load_json(path: Path, what: str, notes: list[str]) -> dict[str, Any] | None:
@@ -63,13 +65,14 @@ def _load_json(path: Path, what: str, notes: list[str]) -> dict[str, Any] | None
     return doc if isinstance(doc, dict) else None
 
 
-def load_sources(run_dir: Path, export_dir: Path, bench_json: Path) -> Sources:
-    """Read metrics.json, manifest.json and bench.json, tolerating any of them missing."""
+def load_sources(run_dir: Path, export_dir: Path, bench_json: Path, arm_json: Path | None = None) -> Sources:
+    """Read metrics.json, manifest.json, bench.json (and the ARM count), tolerating any of them missing."""
     notes: list[str] = []
     return Sources(Path(run_dir), Path(export_dir), Path(bench_json),
                    _load_json(Path(run_dir) / "metrics.json", "metrics.json", notes),
                    _load_json(Path(export_dir) / "manifest.json", "manifest.json", notes),
-                   _load_json(Path(bench_json), "bench.json", notes), notes)
+                   _load_json(Path(bench_json), "bench.json", notes), notes,
+                   _load_json(arm_json, "ARM count", notes) if arm_json else None)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -451,6 +454,7 @@ def build_context(src: Sources, out_dir: Path) -> dict[str, Any]:
         "quality_reference": _get(src.bench, "quality_reference") or NA,
         "bench_settings": _get(src.bench, "settings") or {},
         "skipped": [f"{s.get('name')}: {s.get('reason')}" for s in (_get(src.bench, "skipped") or [])],
+        "arm_cost": cost_lines((_get(src.arm, "results") or [])),
         "environment": environment_line(src.bench),
         "isa": isa_line(src.bench),
         "commands": commands(src, out_dir),
@@ -468,10 +472,11 @@ def render(template: str, context: dict[str, Any]) -> str:
     return env.get_template(template).render(**context)
 
 
-def write_report(out_dir: Path, run_dir: Path, export_dir: Path, bench_json: Path) -> int:
+def write_report(out_dir: Path, run_dir: Path, export_dir: Path, bench_json: Path,
+                 arm_json: Path | None = None) -> int:
     """Write out_dir/report.html (self-contained) and out_dir/report.md (+ report_files/); return 0."""
     out_dir = Path(out_dir)
-    context = build_context(load_sources(run_dir, export_dir, bench_json), out_dir)
+    context = build_context(load_sources(run_dir, export_dir, bench_json, arm_json), out_dir)
     for name in ("report.md", "report.html"):
         write_text_atomic(out_dir / name, render(f"{name}.j2", context))
         publish(out_dir / name)

@@ -7,7 +7,6 @@ made by runtime_bench/qemu/setup.sh is absent. `make test` builds the sysroot fi
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -16,16 +15,14 @@ import pytest
 from bench_helpers import SIZE, copy_export, read_manifest, write_manifest
 from runtime_bench import arm
 from runtime_bench.bench import correctness
-from runtime_bench.cli import arm_cost_lines, main
+from runtime_bench.cli import main
 from runtime_bench.errors import BenchError
 from runtime_bench.manifest import load_manifest, select_artifacts
 from runtime_bench.quality import load_images
 from runtime_bench.targets import LocalTarget, QemuTarget, Settings, observed_delegate
 
-READY = shutil.which("qemu-aarch64") is not None and shutil.which("gcc") is not None and \
-    (arm.DEFAULT_ROOTFS / "usr/bin/python3").exists() and (arm.DEFAULT_ROOTFS / arm.SITE).is_dir()
-needs_qemu = pytest.mark.skipif(not READY, reason=f"needs Debian's qemu-user, gcc and the aarch64 sysroot at "
-                                f"{arm.DEFAULT_ROOTFS}: run {arm.SETUP_SCRIPT} (as root, ~30 s)")
+WHY = arm.why_unavailable()
+needs_qemu = pytest.mark.skipif(WHY is not None, reason=f"aarch64 count unavailable: {WHY}")
 STUDENT = "student_int8_tflite"
 
 
@@ -108,11 +105,12 @@ def test_gs_bench_qemu_end_to_end(tflite_export: Path, tmp_path: Path, capsys) -
     assert rows["student_fp32_tflite"]["instructions"]["classes"]["fmla"] > 0
     assert int8["instruction_ratio_vs_teacher"] == pytest.approx(
         rows["teacher_fp32_tflite"]["instructions_per_inference"] / int8["instructions_per_inference"])
-    assert "ARM cost on neoverse-n1" in printed and arm_cost_lines(doc["results"])[0] in printed
-    # another process, another work directory: the heap layout moves (path lengths), and with it a few
-    # dozen of the tiny model's ~3e5 instructions (48 here); the count does not depend on the host
+    assert "ARM cost on neoverse-n1" in printed and arm.cost_lines(doc["results"])[0] in printed
+    # another process, another work directory: the heap layout moves (path lengths), and with it up to a
+    # few hundred of the tiny model's ~3.2e5 instructions (48 and 440 seen: alignment of the copied input);
+    # 0.5% is still 4x tighter than the 2% gate. The same directory gives the same count.
     again, _ = _measure(tflite_export, arm.core("neoverse-n1"), tmp_path)
-    assert again["instructions_per_inference"] == pytest.approx(int8["instructions_per_inference"], rel=1e-3)
+    assert again["instructions_per_inference"] == pytest.approx(int8["instructions_per_inference"], rel=5e-3)
 
 
 @needs_qemu
