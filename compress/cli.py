@@ -16,8 +16,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import NoReturn
 
-from .config import (MIN_CROP, PRESETS, TrainConfig, crop_size, eval_size, non_negative_float, parse_macs,
-                     parse_params, positive_float, positive_int)
+from .config import (MIN_CROP, PRESETS, TrainConfig, crop_size, eval_size, non_negative_float, non_negative_int,
+                     parse_macs, parse_params, positive_float, positive_int)
 from .errors import GsError
 
 
@@ -64,6 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=positive_int, help="batch size per process")
     p.add_argument("--crop", type=crop_size, help="training crop size in pixels (multiple of 4, at least "
                                                   f"{MIN_CROP}, at most the preset's view size)")
+    p.add_argument("--bank-views", type=non_negative_int, metavar="N",
+                   help="train on N whole teacher-labelled views from the label bank in the user cache "
+                        "(built once, extended on demand, shared by runs; 0: crops of the preset's views)")
+    p.add_argument("--bank-seed", type=int, help="seed of the label bank's views (not of training)")
     p.add_argument("--eval-size", type=eval_size, help="val / budget resolution (square, multiple of 4)")
     p.add_argument("--lr", type=positive_float, help="student weight learning rate (Adam)")
     p.add_argument("--no-gan", action="store_true", help="ablation: drop the GAN term")

@@ -26,6 +26,10 @@ class TrainConfig:
     crop: int = 128              # training crop (px) cut from the teacher-labelled views
     view_size: int = 256         # views the teacher labels once (cached in RUN_DIR/cache)
     n_views: int = 96
+    # > 0: train on this many whole views from the teacher-label bank (compress/bank.py, user cache)
+    # instead of crops of the n_views above; the bank's views are crop x crop, made with bank_seed
+    bank_views: int = 0
+    bank_seed: int = 0
     eval_size: int = 256         # val photos are evaluated at eval_size x eval_size
     lr: float = 3e-4             # student weights, Adam
     lr_gamma: float = 0.1        # GS channel scales, SGD momentum 0.5 (reference)
@@ -127,6 +131,10 @@ def positive_int(text: str) -> int:
     return int(_number(text, int, lambda v: v > 0, "a whole number above zero"))
 
 
+def non_negative_int(text: str) -> int:
+    return int(_number(text, int, lambda v: v >= 0, "zero or a positive whole number"))
+
+
 def positive_float(text: str) -> float:
     return _number(text, float, lambda v: v > 0, "a number above zero")
 
@@ -155,6 +163,6 @@ def eval_size(text: str) -> int:
 
 def check_config(cfg: TrainConfig) -> None:
     """Settings that are each valid but impossible together; one-line GsError."""
-    if cfg.crop > cfg.view_size:
+    if cfg.crop > cfg.view_size and not cfg.bank_views:  # bank views are made at the crop size
         raise GsError(f"--crop {cfg.crop} is larger than the {cfg.view_size} px views the teacher labels "
                       f"(preset {cfg.preset}); use --crop {cfg.view_size} or less")

@@ -265,7 +265,7 @@ def load_photo_folder(directory: Path, max_short_side: int | None = DEFAULT_MAX_
 
 
 def default_cache_dir() -> Path:
-    """`$GS_MOBILE_CACHE/photos` or `~/.cache/gs-mobile/photos`."""
+    """The `photos` folder of the gs-mobile cache (compress/cache.py)."""
     return _cache_dir("photos")
 
 

@@ -24,6 +24,7 @@ from torch import nn
 from gs_contract import atomic_path, write_json_atomic
 
 from . import channels
+from .bank import bank_batch, open_bank
 from .config import G, TrainConfig, check_config
 from .colour_fit import fit_colour_head
 from .data import CropDataset, PhotoSet, build_default_photos, jittered_views, load_photo_folder, val_batch
@@ -89,7 +90,8 @@ def load_photos(source: str) -> PhotoSet:
 @torch.no_grad()
 def label_views(teacher: nn.Module, photos: PhotoSet, cfg: TrainConfig, cache: Path, show: bool,
                 device: torch.device | str = "cpu") -> dict:
-    """Teacher outputs for n_views random crops of the train photos, for n_jitter views of
+    """Teacher outputs for n_views random crops of the train photos (none when cfg.bank_views: the
+    label bank supplies the training views), for n_jitter views of
     jitter_size px (mostly colour-jittered, for the colour head) and for the val photos.
 
     The teacher runs once per view (it is the expensive network) on `device`; training then cuts
@@ -98,15 +100,17 @@ def label_views(teacher: nn.Module, photos: PhotoSet, cfg: TrainConfig, cache: P
     """
     from tqdm import tqdm
 
-    key = {"views": cfg.n_views, "view_size": cfg.view_size, "eval_size": cfg.eval_size, "seed": cfg.seed,
+    n_crops = 0 if cfg.bank_views else cfg.n_views  # with the bank, its whole views are the training set
+    key = {"views": n_crops, "view_size": cfg.view_size, "eval_size": cfg.eval_size, "seed": cfg.seed,
            "photos": [e.sha256 for e in photos.entries], "jitter": cfg.n_jitter if cfg.colour_head else 0,
            "jitter_size": cfg.jitter_size}
     path = cache / "teacher_views.pt"
     cached = read_cached_views(path) if path.is_file() else None
     if cached is not None and cached.get("key") == key:
         return cached
-    views = CropDataset(photos.subset("train"), crop=cfg.view_size, seed=cfg.seed, length=cfg.n_views)
-    inputs = torch.stack([views[i] for i in range(cfg.n_views)])
+    views = CropDataset(photos.subset("train"), crop=cfg.view_size, seed=cfg.seed, length=n_crops or None)
+    inputs = (torch.stack([views[i] for i in range(n_crops)]) if n_crops
+              else torch.zeros(0, 3, cfg.view_size, cfg.view_size))
     jitter = jittered_views(photos.subset("train"), key["jitter"], cfg.jitter_size, cfg.seed)
     val_in = val_batch(photos.subset("val"), cfg.eval_size)
 
@@ -332,6 +336,9 @@ class Trainer:
         if not self.dist.main:
             self.dist.barrier()
         self.views = label_views(self.teacher.model, self.photos, cfg, self.run_dir / "cache", self.show, self.device)
+        if cfg.bank_views:  # whole labelled views from the user cache replace the crops' source views
+            self.views.update(open_bank(self.teacher, self.photos, cfg).ensure(
+                cfg.bank_views, self.teacher.model, self.device, self.show))
         if self.dist.main:
             self.dist.barrier()
         # the uncompressed student (sub-pixel form) at eval size: where the MAC budget starts
@@ -382,7 +389,8 @@ class Trainer:
             if opt:
                 for g in opt.param_groups:
                     g["lr"] = base * factor
-        x, y_t = (t.to(self.device) for t in sample_batch(self.views, cfg, step, self.dist.rank))
+        sample = bank_batch if cfg.bank_views else sample_batch
+        x, y_t = (t.to(self.device) for t in sample(self.views, cfg, step, self.dist.rank))
         y_s = st.student(x)
         terms = self.objective.generator_terms(y_s, y_t, st.disc)
         if not torch.isfinite(terms["total"]):

@@ -204,6 +204,7 @@ def test_a_damaged_label_cache_is_labelled_again(damage: str, setup_dir: Path, t
     ("--target-macs", "0", "must be above zero"),
     ("--target-params", "0", "must be above zero"),
     ("--eval-size", "0", "must be a multiple of 4"),
+    ("--bank-views", "-1", "must be zero or a positive whole number"),
     ("--lr", "0", "must be a number above zero"),
     ("--lr", "-0.001", "must be a number above zero"),
     ("--lr", "nan", "must be a number above zero"),
