@@ -29,8 +29,9 @@ from gs_contract import atomic_path, pixels_to_real, real_to_pixels, write_json_
 
 from .cache import cache_dir
 from .config import TrainConfig
-from .data import PhotoSet, apply_crop, crop_params, to_tensor
+from .data import apply_crop, crop_params, to_tensor
 from .errors import GsError
+from .photo_types import PhotoSet
 from .safeload import check_fields, load_plain
 from .teachers import Teacher
 
