@@ -29,8 +29,9 @@ from gs_contract import atomic_path, pixels_to_real, real_to_pixels, write_json_
 
 from .cache import cache_dir
 from .config import TrainConfig
-from .data import PhotoSet, apply_crop, crop_params, to_tensor
+from .data import apply_crop, crop_params, to_tensor
 from .errors import GsError
+from .photo_types import PhotoSet
 from .safeload import check_fields, load_plain
 from .teachers import Teacher
 
@@ -227,7 +228,7 @@ def open_bank(teacher: Teacher, photos: PhotoSet, cfg: TrainConfig) -> LabelBank
 
 def bank_batch(views: dict, cfg: TrainConfig, step: int, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
     """A batch of whole bank views and their labels, float32, a pure function of (seed, step, rank);
-    the same (x, y_teacher) form as `trainer.sample_batch`. No flip or crop here: the labels are the
+    the same (x, y_teacher) form as `views.sample_batch`. No flip or crop here: the labels are the
     teacher's outputs for exactly these images."""
     gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step * 101 + rank)
     idx = torch.randint(len(views["inputs"]), (cfg.batch,), generator=gen)

@@ -127,7 +127,7 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
     settings = explicit_settings(a)
     ckpt = a.out / "checkpoints" / "last.pt"
     if a.resume and ckpt.is_file():
-        from .trainer import saved_config
+        from .checkpoint import saved_config
 
         saved = saved_config(ckpt)
         conflicts = resume_conflicts(saved, settings)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -15,9 +15,10 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
+from compress import photos_debian, photos_pip
 from compress.cache import cache_dir as _cache_dir
-from compress.errors import GsError
-from gs_contract import pixels_to_real, real_to_pixels, sha256_file, write_json_atomic
+from compress.photo_types import DataError, DataWarning, PhotoEntry, PhotoSet, SourcePhoto
+from gs_contract import pixels_to_real, real_to_pixels, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -27,82 +28,6 @@ HUGE_SIDE = 8000             # longer sides are downscaled to this, with a warni
 MAX_DECODE_PIXELS = 400_000_000  # larger images are never decoded (decompression-bomb guard)
 DEFAULT_MAX_SHORT_SIDE = 1024    # kept in memory at most this short side (quietly)
 VAL_FRACTION = 0.25
-MANIFEST_FORMAT = "gs-mobile/photos"
-
-
-class DataError(GsError, ValueError):
-    """No usable photos: shown to the user as one line."""
-
-
-class DataWarning(UserWarning):
-    """An input image was converted or skipped."""
-
-
-@dataclass(frozen=True)
-class SourcePhoto:
-    """A photo file found by a source (package, Debian archive, user folder) before decoding."""
-
-    name: str
-    path: Path
-    source: dict[str, str]   # {"package": "scikit-image==0.26.0", "path": "skimage/data/coffee.png"}
-    licence: str
-    licence_note: str = ""   # curated context where the package's own text is silent
-
-
-@dataclass
-class PhotoEntry:
-    """One manifest row; width/height are those of the original file."""
-
-    name: str
-    source: dict[str, str]
-    licence: str
-    sha256: str
-    width: int
-    height: int
-    split: str = "train"     # "train", "val" or "train+val" (a set of a single photo)
-    licence_note: str = ""
-    conversions: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-@dataclass
-class PhotoSet:
-    """Decoded photos (uint8 HxWx3 RGB) with one manifest entry each."""
-
-    images: list[np.ndarray]
-    entries: list[PhotoEntry]
-    skipped: list[dict[str, str]] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    @property
-    def split(self) -> list[str]:
-        return [e.split for e in self.entries]
-
-    def indices(self, split: str) -> list[int]:
-        """Indices of the photos in `split` ("train" or "val")."""
-        return [i for i, e in enumerate(self.entries) if split in e.split.split("+")]
-
-    def subset(self, split: str) -> list[np.ndarray]:
-        return [self.images[i] for i in self.indices(split)]
-
-    def manifest(self) -> dict:
-        return {
-            "format": MANIFEST_FORMAT,
-            "version": 1,
-            "counts": {s: len(self.indices(s)) for s in ("train", "val")},
-            "photos": [e.to_dict() for e in self.entries],
-            "skipped": self.skipped,
-        }
-
-    def write_manifest(self, path: Path) -> Path:
-        path = Path(path)
-        write_json_atomic(path, self.manifest(), ensure_ascii=False)
-        return path
-
 
 # ----------------------------------------------------------------------------- decoding
 
@@ -274,8 +199,6 @@ def build_default_photos(cache_dir: Path | None = None, *, include_debian: bool 
                          val_fraction: float = VAL_FRACTION) -> PhotoSet:
     """The embedded default set: photos from scikit-image, scikit-learn, matplotlib and (if apt works)
     the Debian packages mate-backgrounds and plasma-workspace-wallpapers, with a fixed split."""
-    from compress import photos_debian, photos_pip
-
     sources = list(photos_pip.pip_photos())
     if include_debian:
         sources += photos_debian.debian_photos(Path(cache_dir) if cache_dir else default_cache_dir())

@@ -19,7 +19,7 @@ import tempfile
 import warnings
 from pathlib import Path
 
-from compress.data import DataWarning, SourcePhoto
+from compress.photo_types import DataWarning, SourcePhoto
 
 PACKAGES = ("mate-backgrounds", "plasma-workspace-wallpapers")
 MATE_PHOTO_GLOB = "usr/share/backgrounds/mate/nature/*.jpg"

@@ -17,7 +17,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Iterator
 
-from compress.data import SourcePhoto
+from compress.photo_types import SourcePhoto
 
 log = logging.getLogger(__name__)
 

@@ -18,25 +18,18 @@ bottom, 2x2 conv to 4*C channels, depth-to-space): plain int8 CONV_2D + DEPTH_TO
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gs_contract import atomic_path
-
 from .colour import ColourHead
-from .errors import CheckpointError
 from .macs import count_spec_macs
 from .quant import INPUT_SCALE, TANH_SCALE, ActQuant, fake_quant_weight
-from .safeload import check_fields, check_tensors, load_plain
-from .zoo import load_state_into
 from .zoo.spec import GeneratorSpec, UnitSpec
 
 TRUNK = "trunk"
-STUDENT_FORMAT = "gs-mobile/student"
 NORM_EPS = 1e-5
 Grade = Callable[[torch.Tensor], torch.Tensor]
 
@@ -345,60 +338,3 @@ def balance_trunk_gate(student: StudentGenerator, images: torch.Tensor) -> None:
         unit.gamma.div_(gate)
         unit.beta.div_(gate)
     student.trunk_gate.copy_(gate * student.trunk_gate)
-
-
-# ----- checkpoint contract (docs/CONTRACTS.md) -----
-def save_student(path: Path, student: StudentGenerator, **meta: object) -> None:
-    """Atomically write the student checkpoint (spec + state + metadata)."""
-    path = Path(path)
-    payload = {"format": STUDENT_FORMAT, "version": 1, "arch": student.gen_spec.arch,
-               "spec": student.gen_spec.to_dict(), "state_dict": student.state_dict(), **meta}
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
-
-
-STUDENT_REMEDY = "Use the student.pt that gs-compress wrote in its RUN_DIR (re-run gs-compress to make a new one)."
-
-
-def read_student_checkpoint(path: Path) -> dict:
-    """Read and check a student checkpoint written by `save_student` (plain data only, fields checked)."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"student checkpoint not found: {path}")
-    what = "student checkpoint"
-    payload = read_payload(path, STUDENT_FORMAT, what, "a gs-compress student checkpoint", STUDENT_REMEDY)
-    check_fields(payload, {"arch": str, "spec": dict, "state_dict": dict}, path, what, STUDENT_REMEDY)
-    check_tensors(payload["state_dict"], "state_dict", path, what, STUDENT_REMEDY)
-    if "teacher" in payload:
-        check_fields(payload, {"teacher": dict}, path, what, STUDENT_REMEDY)
-    return payload
-
-
-def read_payload(path: Path, fmt: str, what: str, kind: str, remedy: str,
-                 error: type[Exception] = CheckpointError) -> dict:
-    """A plain-data dict whose "format" is `fmt` (`kind` in words); anything else -> one-line `error`."""
-    payload = load_plain(path, what, remedy, error)
-    if not isinstance(payload, dict) or payload.get("format") != fmt:
-        raise error(f"{path} is not {kind}. {remedy}")
-    return payload
-
-
-def student_of(payload: dict, key: str, path: Path, what: str, remedy: str,
-               error: type[Exception] = CheckpointError) -> StudentGenerator:
-    """A fresh student over the generator description stored under `key`; one-line `error` if malformed."""
-    try:
-        return StudentGenerator(GeneratorSpec.from_dict(payload[key]))
-    except (KeyError, TypeError, ValueError, RuntimeError):
-        raise error(f"{what} {path} is damaged (its '{key}' is not a generator description). {remedy}") from None
-
-
-def load_student(path: Path, expect_arch: str | None = None) -> tuple[StudentGenerator, dict]:
-    """Rebuild the masked QAT student from a checkpoint; returns (student in eval mode, payload)."""
-    payload = read_student_checkpoint(path)
-    if expect_arch and payload["arch"] != expect_arch:
-        raise CheckpointError(f"{path} holds a {payload['arch']} student, expected {expect_arch}")
-    student = student_of(payload, "spec", path, "student checkpoint", STUDENT_REMEDY)
-    if any(k.startswith("colour.") for k in payload["state_dict"]):
-        student.attach_colour_head()
-    load_state_into(student, payload["state_dict"], source=f"student checkpoint {path}")
-    return student.eval(), payload

@@ -5,212 +5,43 @@ then the loop (student step -> proximal step -> discriminator step -> MAC-budget
 checkpoint), then the final evaluation and the RUN_DIR files. Every random choice is derived from
 (seed, step, rank), and every piece of state is in the checkpoint, so a run killed and resumed with
 --resume ends exactly where an uninterrupted one ends (CPU).
+
+Around the loop: distributed.py (ranks, gradient averaging), views.py (the teacher-labelled views
+and the batches cut from them), checkpoint.py (student.pt and the training state).
 """
 from __future__ import annotations
 
 import csv
 import math
-import os
-import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import torch.distributed as dist
-import torch.nn.functional as F
-from torch import nn
 
 from gs_contract import atomic_path, write_json_atomic
 
 from . import channels
 from .bank import bank_batch, open_bank
-from .config import G, TrainConfig, check_config
+from .checkpoint import TrainState, load_state, make_optimizers, save_state, save_student
 from .colour_fit import fit_colour_head
-from .data import CropDataset, PhotoSet, build_default_photos, jittered_views, load_photo_folder, val_batch
+from .config import G, TrainConfig, check_config
+from .distributed import all_reduce_grads, init_distributed
 from .errors import GsError
-from .evaluate import evaluate_student, run_batched, save_grid
-from .macs import count_module_macs, count_params
+from .evaluate import evaluate_student, save_grid
+from .macs import count_module_macs, count_params, count_spec_macs
 from .objective import FeatureDistance, GSObjective, PatchDiscriminator, ReplayBuffer
+from .photo_types import PhotoSet
 from .quant import freeze_ranges, set_quantisation
-from .safeload import check_fields, check_tensors, load_plain
-from .student import StudentGenerator, read_payload, save_student, student_from_teacher, student_of
+from .student import StudentGenerator, student_from_teacher
 from .teachers import Teacher, load_teacher
-from .zoo import load_state_into
-
-CKPT_FORMAT = "gs-mobile/train-state"
+from .views import head_views, label_views, load_photos, sample_batch
 
 
 class TrainingDiverged(GsError):
     """The loss became NaN/inf; the last good checkpoint is left intact."""
 
 
-# ----------------------------------------------------------------------------- distributed
-@dataclass
-class Dist:
-    rank: int = 0
-    world: int = 1
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-    def barrier(self) -> None:
-        """Wait for every rank (no-op in a single process)."""
-        if self.world > 1:
-            dist.barrier()
-
-
-def init_distributed(device: str) -> Dist:
-    """torchrun sets WORLD_SIZE/RANK: gloo on CPU, nccl on CUDA."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return Dist()
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
-    return Dist(dist.get_rank(), dist.get_world_size())
-
-
-def all_reduce_grads(module: nn.Module, d: Dist) -> None:
-    """Average gradients over ranks (what DDP does; done by hand because the student changes shape
-    when it is compacted, and re-wrapping DDP mid-run would rebuild its buckets every time)."""
-    if d.world == 1:
-        return
-    for p in module.parameters():
-        if p.grad is not None:
-            dist.all_reduce(p.grad)
-            p.grad.div_(d.world)
-
-
-# ----------------------------------------------------------------------------- data
-def load_photos(source: str) -> PhotoSet:
-    return build_default_photos() if source == "default" else load_photo_folder(Path(source))
-
-
-@torch.no_grad()
-def label_views(teacher: nn.Module, photos: PhotoSet, cfg: TrainConfig, cache: Path, show: bool,
-                device: torch.device | str = "cpu") -> dict:
-    """Teacher outputs for n_views random crops of the train photos (none when cfg.bank_views: the
-    label bank supplies the training views), for n_jitter views of
-    jitter_size px (mostly colour-jittered, for the colour head) and for the val photos.
-
-    The teacher runs once per view (it is the expensive network) on `device`; training then cuts
-    random crops from these (input, teacher output) pairs, kept on the CPU. Cached in RUN_DIR/cache,
-    keyed by the set-up.
-    """
-    from tqdm import tqdm
-
-    n_crops = 0 if cfg.bank_views else cfg.n_views  # with the bank, its whole views are the training set
-    key = {"views": n_crops, "view_size": cfg.view_size, "eval_size": cfg.eval_size, "seed": cfg.seed,
-           "photos": [e.sha256 for e in photos.entries], "jitter": cfg.n_jitter if cfg.colour_head else 0,
-           "jitter_size": cfg.jitter_size}
-    path = cache / "teacher_views.pt"
-    cached = read_cached_views(path) if path.is_file() else None
-    if cached is not None and cached.get("key") == key:
-        return cached
-    views = CropDataset(photos.subset("train"), crop=cfg.view_size, seed=cfg.seed, length=n_crops or None)
-    inputs = (torch.stack([views[i] for i in range(n_crops)]) if n_crops
-              else torch.zeros(0, 3, cfg.view_size, cfg.view_size))
-    jitter = jittered_views(photos.subset("train"), key["jitter"], cfg.jitter_size, cfg.seed)
-    val_in = val_batch(photos.subset("val"), cfg.eval_size)
-
-    def label(images: torch.Tensor, what: str, batch: int) -> torch.Tensor:
-        starts = range(0, len(images), batch)
-        outs = [teacher(images[i:i + batch].to(device)).cpu()
-                for i in tqdm(starts, desc=f"teacher labels {what}", unit="batch", disable=not show or not len(images))]
-        return torch.cat(outs).half() if outs else images.half()
-
-    teacher.to(device)
-    try:
-        labelled = {"key": key, "inputs": inputs.half(), "targets": label(inputs, "views", 4),
-                    "jitter_inputs": jitter.half(), "jitter_targets": label(jitter, "colour views", 16),
-                    "val_inputs": val_in, "val_targets": run_batched(teacher, val_in.to(device)).cpu()}
-    finally:
-        teacher.to("cpu")
-    with atomic_path(path) as tmp:
-        torch.save(labelled, tmp)
-    return labelled
-
-
-VIEW_CACHE_FIELDS = {"key": dict, **{k: torch.Tensor for k in ("inputs", "targets", "jitter_inputs",
-                                                                  "jitter_targets", "val_inputs", "val_targets")}}
-
-
-def read_cached_views(path: Path) -> dict | None:
-    """The teacher-label cache, or None (with a one-line warning) when it cannot be used: the cache
-    is only a speed-up, so a damaged one is labelled again rather than stopping the run."""
-    what, remedy = "teacher-label cache", "Labelling the views again."
-    try:
-        cached = load_plain(path, what, remedy, GsError)
-        if not isinstance(cached, dict):
-            raise GsError(f"{what} {path} is not a dict. {remedy}")
-        check_fields(cached, VIEW_CACHE_FIELDS, path, what, remedy, GsError)
-    except GsError as exc:
-        print(f"gs-compress: warning: {exc}", file=sys.stderr)
-        return None
-    return cached
-
-
-def head_views(views: dict, size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The colour head's training set: the labelled views, downscaled to about 2x `size` and tiled
-    into size x size squares, plus the jittered views (size x size)."""
-    factor = max(1, views["inputs"].shape[-1] // (2 * size))
-
-    def tiles(images: torch.Tensor) -> list[torch.Tensor]:
-        images = F.avg_pool2d(images.float(), factor) if factor > 1 else images
-        starts = range(0, images.shape[-1] - size + 1, size)
-        return [images[:, :, y:y + size, x:x + size] for y in starts for x in starts]
-
-    inputs = tiles(views["inputs"]) + [views["jitter_inputs"].float()]
-    targets = tiles(views["targets"]) + [views["jitter_targets"].float()]
-    return torch.cat(inputs).half(), torch.cat(targets).half()
-
-
-def sample_batch(views: dict, cfg: TrainConfig, step: int, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """A batch of aligned (input, teacher output) crops, a pure function of (seed, step, rank)."""
-    gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step * 101 + rank)
-    n, size, crop = len(views["inputs"]), views["inputs"].shape[-1], cfg.crop
-    idx = torch.randint(n, (cfg.batch,), generator=gen)
-    ys = torch.randint(size - crop + 1, (cfg.batch,), generator=gen)
-    xs = torch.randint(size - crop + 1, (cfg.batch,), generator=gen)
-    flip = torch.rand(cfg.batch, generator=gen) < 0.5
-    xin, yt = [], []
-    for i, y0, x0, f in zip(idx.tolist(), ys.tolist(), xs.tolist(), flip.tolist()):
-        a = views["inputs"][i, :, y0:y0 + crop, x0:x0 + crop].float()
-        b = views["targets"][i, :, y0:y0 + crop, x0:x0 + crop].float()
-        xin.append(a.flip(-1) if f else a)
-        yt.append(b.flip(-1) if f else b)
-    return torch.stack(xin), torch.stack(yt)
-
-
-# ----------------------------------------------------------------------------- state
-@dataclass
-class TrainState:
-    """Everything that changes during training (and goes into the checkpoint)."""
-
-    student: StudentGenerator
-    disc: PatchDiscriminator | None
-    opt_w: torch.optim.Optimizer
-    opt_gamma: torch.optim.Optimizer
-    opt_d: torch.optim.Optimizer | None
-    replay: ReplayBuffer
-    reference: dict[str, float]
-    original_channels: dict[str, tuple[int, int]]
-    step: int = 0
-    history: list[dict] = field(default_factory=list)
-    evals: list[dict] = field(default_factory=list)
-
-
-def make_optimizers(student: StudentGenerator, cfg: TrainConfig) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
-    """Adam for weights (reference betas), SGD momentum 0.5 for the GS channel scales."""
-    scale_ids = {id(student.scale_of(g)) for g in student.groups()}
-    scales = [p for p in student.parameters() if id(p) in scale_ids]
-    weights = [p for p in student.parameters() if id(p) not in scale_ids]
-    opt_w = torch.optim.Adam(weights, lr=cfg.lr, betas=(0.5, 0.999), weight_decay=cfg.weight_decay)
-    opt_gamma = torch.optim.SGD(scales, lr=cfg.lr_gamma, momentum=0.5)
-    return opt_w, opt_gamma
-
-
+# ----------------------------------------------------------------------------- schedules and budgets
 def lr_factor(step: int, total: int) -> float:
     """Cosine decay to 5% of the base rate."""
     return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(step / max(total, 1), 1.0)))
@@ -220,76 +51,6 @@ def apply_phase(student: StudentGenerator, cfg: TrainConfig, step: int) -> None:
     """Quantisation on/off and range freezing as pure functions of the step (resume-safe)."""
     set_quantisation(student, cfg.qat and step >= int(cfg.qat_start * cfg.steps))
     freeze_ranges(student, step >= int(cfg.freeze_ranges * cfg.steps))
-
-
-def save_state(path: Path, st: TrainState, cfg: TrainConfig, teacher: Teacher) -> None:
-    payload = {
-        "format": CKPT_FORMAT, "config": cfg.to_dict(), "step": st.step,
-        "spec": st.student.gen_spec.to_dict(), "student": st.student.state_dict(),
-        "disc": st.disc.state_dict() if st.disc else None,
-        "opt_w": st.opt_w.state_dict(), "opt_gamma": st.opt_gamma.state_dict(),
-        "opt_d": st.opt_d.state_dict() if st.opt_d else None, "replay": st.replay.state_dict(),
-        "reference": st.reference, "original_channels": st.original_channels,
-        "history": st.history, "evals": st.evals, "teacher_sha256": teacher.sha256,
-    }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
-
-
-CKPT_REMEDY = "Delete it to start the run over, or train into another --out."
-CKPT_FIELDS = {"config": dict, "step": int, "spec": dict, "student": dict, "disc": (dict, type(None)),
-               "opt_w": dict, "opt_gamma": dict, "opt_d": (dict, type(None)), "replay": dict, "reference": dict,
-               "original_channels": dict, "history": list, "evals": list, "teacher_sha256": str}
-
-
-def read_train_state(path: Path) -> dict:
-    """A training checkpoint's payload: plain data, every field present with its type."""
-    what = "training checkpoint"
-    p = read_payload(path, CKPT_FORMAT, what, "a gs-compress training checkpoint", CKPT_REMEDY, GsError)
-    check_fields(p, CKPT_FIELDS, path, what, CKPT_REMEDY, GsError)
-    check_fields(p["config"], {"preset": str, "steps": int}, path, f"{what} (config)", CKPT_REMEDY, GsError)
-    check_tensors(p["student"], "student", path, what, CKPT_REMEDY, GsError)
-    return p
-
-
-def saved_config(path: Path) -> TrainConfig:
-    """The configuration a training checkpoint was written with (what --resume continues)."""
-    return TrainConfig.from_dict(read_train_state(path)["config"])
-
-
-def load_state(path: Path, cfg: TrainConfig, teacher: Teacher, device: torch.device | str = "cpu") -> TrainState:
-    """A checkpoint's training state, the modules on `device` before their optimizer states load (an
-    optimizer's state lands on its parameters' device at load time, not when they move later)."""
-    p = read_train_state(path)
-    if p["teacher_sha256"] != teacher.sha256:
-        raise GsError(f"{path} was trained against another teacher (sha256 {p['teacher_sha256'][:12]}...)")
-    student = student_of(p, "spec", path, "training checkpoint", CKPT_REMEDY, GsError)
-    load_state_into(student, p["student"], source=f"training checkpoint {path}")
-    student.train().to(device)
-    try:
-        return _restore(p, student, cfg, device)
-    except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError):
-        raise GsError(f"training checkpoint {path} is damaged (its discriminator, optimizer or replay state "
-                      f"does not fit its student). {CKPT_REMEDY}") from None
-
-
-def _restore(p: dict, student: StudentGenerator, cfg: TrainConfig, device: torch.device | str) -> TrainState:
-    """The rest of the training state around an already loaded `student`."""
-    disc = PatchDiscriminator(ndf=cfg.ndf) if p["disc"] is not None else None
-    if disc:
-        disc.load_state_dict(p["disc"])
-        disc.to(device)
-    opt_w, opt_gamma = make_optimizers(student, cfg)
-    opt_w.load_state_dict(p["opt_w"])
-    opt_gamma.load_state_dict(p["opt_gamma"])
-    opt_d = None
-    if disc:
-        opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr_d, betas=(0.5, 0.999))
-        opt_d.load_state_dict(p["opt_d"])
-    replay = ReplayBuffer()
-    replay.load_state_dict(p["replay"])
-    return TrainState(student, disc, opt_w, opt_gamma, opt_d, replay, p["reference"],
-                      {k: tuple(v) for k, v in p["original_channels"].items()}, p["step"], p["history"], p["evals"])
 
 
 def check_budgets(cfg: TrainConfig, teacher_macs: float, teacher_params: float) -> None:
@@ -315,6 +76,19 @@ class Trainer:
             torch.set_num_threads(cfg.threads)
         self.device = torch.device(cfg.device)
         self.ckpt_path = self.run_dir / "checkpoints" / "last.pt"
+        # built by setup() (loading the teacher and labelling the views is slow; run() calls it first)
+        self.teacher: Teacher | None = None
+        self.teacher_macs: float | None = None
+        self.teacher_params: float | None = None
+        self.photos: PhotoSet | None = None
+        self.views: dict | None = None           # teacher-labelled views (views.py)
+        self.full_student_macs: float | None = None    # the uncompressed student: where the budgets start
+        self.full_student_params: float | None = None
+        self.target: float | None = None         # MAC budget at the eval size (None: no pruning)
+        self.target_params: float | None = None
+        self.objective: GSObjective | None = None
+        self.state: TrainState | None = None
+        self.last_val_images: torch.Tensor | None = None  # the student's val outputs at the last evaluate()
 
     # -- set-up --
     def setup(self) -> None:
@@ -438,8 +212,6 @@ class Trainer:
         """MACs the student's tensors physically hold (dead channels included)."""
         st, size = self.state.student, self.cfg.eval_size
         counts = {u.name: (u.in_ch, u.out_ch) for u in st.gen_spec.units()}
-        from .macs import count_spec_macs
-
         return float(sum(count_spec_macs(st.gen_spec, counts, size, size, up_kernel=2).values()))
 
     def compact(self) -> None:

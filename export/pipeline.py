@@ -18,9 +18,10 @@ from typing import Callable
 
 import torch
 
+from compress.checkpoint import load_student
 from compress.macs import count_module_macs, count_params
 from compress.quant import set_quantisation
-from compress.student import StudentGenerator, load_student
+from compress.student import StudentGenerator
 from compress.teachers import Teacher, load_teacher
 from compress.zoo.cartoongan import RGBAdapter
 from gs_contract import PSNR_CONVENTION, psnr

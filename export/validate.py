@@ -44,7 +44,8 @@ SAMPLE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
 
 def _decode_batch(files: list[Path], min_hw: tuple[int, int] | None, prog: str) -> list[tuple[str, np.ndarray]]:
     """Decode with gs-compress's photo reader; each unusable file is one warning line on stderr."""
-    from compress.data import DataWarning, SourcePhoto, _decode_sources
+    from compress.data import _decode_sources
+    from compress.photo_types import DataWarning, SourcePhoto
 
     sources = [SourcePhoto(p.name, p, {"path": str(p)}, "user-supplied") for p in files]
     with warnings.catch_warnings(record=True) as caught:

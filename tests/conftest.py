@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from compress.student import save_student
+from compress.checkpoint import save_student
 from tests.tiny import make_tiny_student, make_tiny_teacher
 
 torch.set_num_threads(1)

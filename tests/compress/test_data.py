@@ -12,8 +12,9 @@ import torch
 from PIL import Image
 
 from compress import data, photos_debian, photos_pip
+from compress.data import CropDataset, load_photo_folder, val_batch
+from compress.photo_types import DataError, DataWarning, PhotoEntry, PhotoSet
 from gs_contract import sha256_file
-from compress.data import CropDataset, DataError, DataWarning, load_photo_folder, val_batch
 
 
 def _gradient(w: int, h: int) -> np.ndarray:
@@ -44,7 +45,7 @@ def messy_folder(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def _by_name(photos: data.PhotoSet) -> dict[str, tuple[np.ndarray, data.PhotoEntry]]:
+def _by_name(photos: PhotoSet) -> dict[str, tuple[np.ndarray, PhotoEntry]]:
     return {e.name: (img, e) for img, e in zip(photos.images, photos.entries)}
 
 

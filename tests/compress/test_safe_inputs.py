@@ -12,10 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from compress.checkpoint import CKPT_FORMAT, STUDENT_FORMAT, load_student, save_student
 from compress.cli import main
 from compress.errors import CheckpointError
-from compress.student import STUDENT_FORMAT, load_student, save_student
-from compress.trainer import CKPT_FORMAT
 from tests.compress.helpers import args
 from tests.tiny import make_tiny_student
 

@@ -8,10 +8,10 @@ import torch
 import torch.nn.functional as F
 
 from compress import channels
+from compress.checkpoint import load_student, save_student
 from compress.errors import CheckpointError
 from compress.quant import ActQuant, affine_qparams, fake_quant_weight, set_quantisation
-from compress.student import (TRUNK, convtranspose_to_subpixel, load_student, save_student,
-                              student_from_teacher)
+from compress.student import TRUNK, convtranspose_to_subpixel, student_from_teacher
 
 from tests.tiny import make_tiny_student, make_tiny_teacher
 

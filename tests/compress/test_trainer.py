@@ -15,8 +15,8 @@ import pytest
 import torch
 
 from compress import trainer as trainer_mod
+from compress.checkpoint import load_student, saved_config
 from compress.cli import main
-from compress.student import load_student
 from tests.compress.helpers import args, interrupt_at
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -94,7 +94,7 @@ def test_resume_refuses_settings_that_conflict_with_the_checkpoint(killed_run: P
 def test_resume_accepts_equal_settings_and_a_new_thread_count(setup_dir: Path, killed_run: Path) -> None:
     from compress.cli import build_parser, config_from_args
 
-    saved = trainer_mod.saved_config(killed_run / "checkpoints" / "last.pt")
+    saved = saved_config(killed_run / "checkpoints" / "last.pt")
     same = build_parser().parse_args(args(setup_dir, killed_run, "--resume", "--steps", "12", "--lr", "3e-4",
                                           "--no-colour-head", "--threads", "1"))
     assert config_from_args(same) == replace(saved, threads=1)

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import torch
 
-from compress.student import StudentGenerator, save_student
+from compress.checkpoint import save_student
+from compress.student import StudentGenerator
 from tests.tiny import make_tiny_student, make_tiny_teacher
 
 SIZE = 32

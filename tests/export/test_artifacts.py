@@ -154,7 +154,7 @@ def test_tflite_io_options(shared_export, tmp_path, io: str) -> None:
     from export.tflite_build import convert_tflite
     from export.validate import load_images, run_tflite
     from gs_contract import psnr
-    from compress.student import load_student
+    from compress.checkpoint import load_student
 
     student, _ = load_student(shared_export.run.run / "student.pt")
     graph = slim_graph(student)
@@ -192,7 +192,7 @@ def test_cartoongan_end_to_end(tmp_path) -> None:
 
 
 def test_missing_recorded_teacher_hint(tmp_path, capsys) -> None:
-    from compress.student import save_student
+    from compress.checkpoint import save_student
     from export.cli import main
     from tests.tiny import make_tiny_student
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from compress.quant import set_quantisation
-from compress.student import load_student
+from compress.checkpoint import load_student
 from export.graph import GraphModule
 from export.pipeline import teacher_forward
 from export.slim import slim_graph, teacher_graph

@@ -1,0 +1,123 @@
+"""The teacher-labelled training set: views of the photos, each paired with the teacher's output.
+
+The teacher (the expensive network) labels each view once; training then cuts random aligned
+crops from these (input, teacher output) pairs, as a pure function of (seed, step, rank).
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gs_contract import atomic_path
+
+from .config import TrainConfig
+from .data import CropDataset, build_default_photos, jittered_views, load_photo_folder, val_batch
+from .errors import GsError
+from .evaluate import run_batched
+from .photo_types import PhotoSet
+from .safeload import check_fields, load_plain
+
+
+def load_photos(source: str) -> PhotoSet:
+    """The photos of `--data`: 'default' (the embedded set) or a folder of images."""
+    return build_default_photos() if source == "default" else load_photo_folder(Path(source))
+
+
+@torch.no_grad()
+def label_views(teacher: nn.Module, photos: PhotoSet, cfg: TrainConfig, cache: Path, show: bool,
+                device: torch.device | str = "cpu") -> dict:
+    """Teacher outputs for n_views random crops of the train photos (none when cfg.bank_views: the
+    label bank supplies the training views), for n_jitter views of
+    jitter_size px (mostly colour-jittered, for the colour head) and for the val photos.
+
+    The teacher runs once per view (it is the expensive network) on `device`; training then cuts
+    random crops from these (input, teacher output) pairs, kept on the CPU. Cached in RUN_DIR/cache,
+    keyed by the set-up.
+    """
+    from tqdm import tqdm
+
+    n_crops = 0 if cfg.bank_views else cfg.n_views  # with the bank, its whole views are the training set
+    key = {"views": n_crops, "view_size": cfg.view_size, "eval_size": cfg.eval_size, "seed": cfg.seed,
+           "photos": [e.sha256 for e in photos.entries], "jitter": cfg.n_jitter if cfg.colour_head else 0,
+           "jitter_size": cfg.jitter_size}
+    path = cache / "teacher_views.pt"
+    cached = read_cached_views(path) if path.is_file() else None
+    if cached is not None and cached.get("key") == key:
+        return cached
+    views = CropDataset(photos.subset("train"), crop=cfg.view_size, seed=cfg.seed, length=n_crops or None)
+    inputs = (torch.stack([views[i] for i in range(n_crops)]) if n_crops
+              else torch.zeros(0, 3, cfg.view_size, cfg.view_size))
+    jitter = jittered_views(photos.subset("train"), key["jitter"], cfg.jitter_size, cfg.seed)
+    val_in = val_batch(photos.subset("val"), cfg.eval_size)
+
+    def label(images: torch.Tensor, what: str, batch: int) -> torch.Tensor:
+        starts = range(0, len(images), batch)
+        outs = [teacher(images[i:i + batch].to(device)).cpu()
+                for i in tqdm(starts, desc=f"teacher labels {what}", unit="batch", disable=not show or not len(images))]
+        return torch.cat(outs).half() if outs else images.half()
+
+    teacher.to(device)
+    try:
+        labelled = {"key": key, "inputs": inputs.half(), "targets": label(inputs, "views", 4),
+                    "jitter_inputs": jitter.half(), "jitter_targets": label(jitter, "colour views", 16),
+                    "val_inputs": val_in, "val_targets": run_batched(teacher, val_in.to(device)).cpu()}
+    finally:
+        teacher.to("cpu")
+    with atomic_path(path) as tmp:
+        torch.save(labelled, tmp)
+    return labelled
+
+
+VIEW_CACHE_FIELDS = {"key": dict, **{k: torch.Tensor for k in ("inputs", "targets", "jitter_inputs",
+                                                                  "jitter_targets", "val_inputs", "val_targets")}}
+
+
+def read_cached_views(path: Path) -> dict | None:
+    """The teacher-label cache, or None (with a one-line warning) when it cannot be used: the cache
+    is only a speed-up, so a damaged one is labelled again rather than stopping the run."""
+    what, remedy = "teacher-label cache", "Labelling the views again."
+    try:
+        cached = load_plain(path, what, remedy, GsError)
+        if not isinstance(cached, dict):
+            raise GsError(f"{what} {path} is not a dict. {remedy}")
+        check_fields(cached, VIEW_CACHE_FIELDS, path, what, remedy, GsError)
+    except GsError as exc:
+        print(f"gs-compress: warning: {exc}", file=sys.stderr)
+        return None
+    return cached
+
+
+def head_views(views: dict, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The colour head's training set: the labelled views, downscaled to about 2x `size` and tiled
+    into size x size squares, plus the jittered views (size x size)."""
+    factor = max(1, views["inputs"].shape[-1] // (2 * size))
+
+    def tiles(images: torch.Tensor) -> list[torch.Tensor]:
+        images = F.avg_pool2d(images.float(), factor) if factor > 1 else images
+        starts = range(0, images.shape[-1] - size + 1, size)
+        return [images[:, :, y:y + size, x:x + size] for y in starts for x in starts]
+
+    inputs = tiles(views["inputs"]) + [views["jitter_inputs"].float()]
+    targets = tiles(views["targets"]) + [views["jitter_targets"].float()]
+    return torch.cat(inputs).half(), torch.cat(targets).half()
+
+
+def sample_batch(views: dict, cfg: TrainConfig, step: int, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch of aligned (input, teacher output) crops, a pure function of (seed, step, rank)."""
+    gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step * 101 + rank)
+    n, size, crop = len(views["inputs"]), views["inputs"].shape[-1], cfg.crop
+    idx = torch.randint(n, (cfg.batch,), generator=gen)
+    ys = torch.randint(size - crop + 1, (cfg.batch,), generator=gen)
+    xs = torch.randint(size - crop + 1, (cfg.batch,), generator=gen)
+    flip = torch.rand(cfg.batch, generator=gen) < 0.5
+    xin, yt = [], []
+    for i, y0, x0, f in zip(idx.tolist(), ys.tolist(), xs.tolist(), flip.tolist()):
+        a = views["inputs"][i, :, y0:y0 + crop, x0:x0 + crop].float()
+        b = views["targets"][i, :, y0:y0 + crop, x0:x0 + crop].float()
+        xin.append(a.flip(-1) if f else a)
+        yt.append(b.flip(-1) if f else b)
+    return torch.stack(xin), torch.stack(yt)
