@@ -19,7 +19,8 @@ import pytest
 from export.onnx_build import build_onnx
 from export.slim import slim_graph
 from export.tflite_build import convert_tflite
-from export.validate import load_images, run_tflite
+from export.runners import run_tflite
+from export.validate import load_images
 from gs_contract import psnr_per_image
 from tests.export.helpers import SIZE
 from tests.tiny import make_tiny_student
