@@ -14,8 +14,8 @@ if TYPE_CHECKING:
 MANIFEST_FORMAT = "gs-mobile/export"
 MAC_CONVENTION = ("multiply-accumulates of conv layers, counted at each layer's output resolution, "
                   "1 MAC = 1 multiply-add, for one image at image_size")
-ARTIFACT_KEYS = ("name", "path", "format", "runtime", "role", "precision", "bytes", "sha256", "params", "macs", "inputs",
-                 "outputs", "psnr_vs_student_fakequant", "psnr_vs_teacher", "float_ops", "op_histogram")
+ARTIFACT_KEYS = ("name", "path", "format", "runtime", "role", "precision", "bytes", "sha256", "params", "macs",
+                 "inputs", "outputs", "psnr_vs_student_fakequant", "psnr_vs_teacher", "float_ops", "op_histogram")
 
 
 def path_bytes(path: Path) -> int:
