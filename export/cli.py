@@ -1,5 +1,8 @@
-"""gs-export RUN_DIR --format onnx|tflite|coreml|torchscript|all [--out DIR] [--size 256] [--io int8|uint8|float]
+"""gs-export RUN_DIR --format tflite|onnx|coreml|torchscript|all [--out DIR] [--size 256] [--io int8|uint8|float]
 [--android APP_DIR] [--teacher PATH --arch ARCH] [--images DIR]
+
+The format choices, and which options apply to which format (`--io` and `--android` to tflite
+only), come from the format table in `export.formats`.
 
 Exit codes: 0 exported and validated; 2 bad input or an artifact that failed validation (one line
 on stderr, no partial file left).
@@ -14,8 +17,14 @@ from pathlib import Path
 from compress.errors import GsError
 
 from .errors import ExportError
+from .formats import FORMATS
 
-FORMAT_CHOICES = ("onnx", "tflite", "coreml", "torchscript", "all")
+IO_DEFAULT = "int8"
+
+
+def format_choices() -> tuple[str, ...]:
+    """The --format choices: every format of the table, and "all"."""
+    return (*FORMATS, "all")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -27,11 +36,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="gs-export", description="Export a gs-compress student to validated mobile artifacts.")
     p.add_argument("run", type=Path, help="RUN_DIR written by gs-compress (or its student.pt)")
     p.add_argument("--format", action="append", default=None, metavar="FMT",
-                   help=f"one of {', '.join(FORMAT_CHOICES)}; repeat or comma-separate (default: all)")
+                   help=f"one of {', '.join(format_choices())}; repeat or comma-separate (default: all)")
     p.add_argument("--out", type=Path, default=None, help="EXPORT_DIR (default: RUN_DIR/export)")
     p.add_argument("--size", type=int, default=256, help="square export resolution (default 256)")
-    p.add_argument("--io", choices=("int8", "uint8", "float"), default="int8",
-                   help="input/output type of the INT8 TFLite model (default int8)")
+    p.add_argument("--io", choices=("int8", "uint8", "float"), default=None,
+                   help=f"input/output type of the INT8 TFLite model (default {IO_DEFAULT})")
     p.add_argument("--android", type=Path, default=None, metavar="APP_DIR",
                    help="also install the INT8 .tflite and manifest.json into this Android app project")
     p.add_argument("--teacher", type=Path, default=None, help="teacher checkpoint (default: the one recorded in student.pt)")
@@ -45,10 +54,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _formats(values: list[str] | None) -> list[str]:
     items = [f.strip() for v in (values or ["all"]) for f in v.split(",") if f.strip()]
-    bad = [f for f in items if f not in FORMAT_CHOICES]
+    choices = format_choices()
+    bad = [f for f in items if f not in choices]
     if bad or not items:
-        raise ExportError(f"unknown format {', '.join(bad) or '(none)'} (choose from {', '.join(FORMAT_CHOICES)})")
+        raise ExportError(f"unknown format {', '.join(bad) or '(none)'} (choose from {', '.join(choices)})")
     return items
+
+
+def check_options(args: argparse.Namespace, formats: list[str]) -> None:
+    """Refuse an option (given on the command line) that none of the chosen formats uses."""
+    chosen = set(FORMATS) if "all" in formats else set(formats)
+    for option in dict.fromkeys(o for fmt in FORMATS.values() for o in fmt.options):
+        if getattr(args, option, None) is not None and not any(option in FORMATS[f].options for f in chosen):
+            users = [name for name, fmt in FORMATS.items() if option in fmt.options]
+            raise ExportError(f"--{option.replace('_', '-')} applies to {', '.join(users)} only")
 
 
 def _check_args(args: argparse.Namespace) -> None:
@@ -89,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         formats = _formats(args.format)
         _check_args(args)
+        check_options(args, formats)
+        args.io = args.io or IO_DEFAULT
         from .pipeline import ExportOptions, run_export
         from .progress import progress_display
 

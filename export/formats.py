@@ -1,22 +1,31 @@
-"""One table of artifacts -> one export function each (in the style of ultralytics' exporter).
+"""The format table (in the style of ultralytics' exporter): everything about each export format.
 
-Every function writes one artifact of the slim student (or the teacher) to the path it is given;
-the caller (`export.pipeline`) gives a temporary path and renames after validation. Converters are
-imported inside the functions, so `--format onnx` never imports TensorFlow.
+`FORMATS` maps a format name (the `--format` choice and the manifest's "format") to a `Format`:
+its artifacts and their export functions, the Python modules it needs, the file suffix, how its
+facts are read, its validation runner and structural checks, the gs-bench runtime written into
+each manifest entry, and the gs-export options only it uses. gs-export's CLI, the pipeline and
+validation read this table; a new format is one `Format` entry here.
+
+Every export function writes one artifact of the slim student (or the teacher) to the path it is
+given; the caller (`export.pipeline`) gives a temporary path and renames after validation.
+Converters are imported inside the functions, so `--format onnx` never imports TensorFlow.
 """
 from __future__ import annotations
 
 import contextlib
 import importlib.util
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 
+from .artifact_info import coreml_info, onnx_info, tflite_info
 from .errors import ExportError
 from .graph import ExportGraph, GraphModule, with_grid_weights
+from .runners import run_onnx, run_tflite, run_torchscript
 
 
 @dataclass
@@ -29,17 +38,22 @@ class ExportContext:
     io: str = "int8"       # TFLite INT8 I/O type: int8 | uint8 | float
 
 
+Exporter = Callable[[ExportContext, Path], None]
+
+
 @dataclass(frozen=True)
 class ArtifactSpec:
+    """One artifact as the pipeline exports, validates and lists it (built from `FORMATS`)."""
+
     name: str
     filename: str
-    format: str      # onnx | tflite | coreml | torchscript
+    format: str      # a key of FORMATS
     role: str        # student | teacher
     precision: str   # int8 | fp32 | w8 (int8 weights) | w8a8 (int8 weights and activations)
-    export: Callable[[ExportContext, Path], None]
+    export: Exporter
 
 
-def _onnx(role: str, int8: bool) -> Callable[[ExportContext, Path], None]:
+def _onnx(role: str, int8: bool) -> Exporter:
     def export(ctx: ExportContext, path: Path) -> None:
         import onnx
 
@@ -50,7 +64,7 @@ def _onnx(role: str, int8: bool) -> Callable[[ExportContext, Path], None]:
     return export
 
 
-def _tflite(role: str, int8: bool) -> Callable[[ExportContext, Path], None]:
+def _tflite(role: str, int8: bool) -> Exporter:
     def export(ctx: ExportContext, path: Path) -> None:
         from .tflite_build import convert_tflite
 
@@ -90,7 +104,7 @@ def _register_fake_quant_converters() -> None:
         context.add(mb.dequantize(input=q, scale=s, zero_point=z, name=node.name))
 
 
-def _coreml(activations: bool) -> Callable[[ExportContext, Path], None]:
+def _coreml(activations: bool) -> Exporter:
     def export(ctx: ExportContext, path: Path) -> None:
         """ML Program (iOS 17), fp32 I/O, fp16 compute, int8 per-channel symmetric weights (max|w|/127,
         the student's); with `activations`, also int8 quantize/dequantize at every student quantiser."""
@@ -120,22 +134,107 @@ def _coreml(activations: bool) -> Callable[[ExportContext, Path], None]:
     return export
 
 
-ARTIFACTS: tuple[ArtifactSpec, ...] = (
-    ArtifactSpec("student_int8_tflite", "student_int8.tflite", "tflite", "student", "int8", _tflite("student", True)),
-    ArtifactSpec("student_fp32_tflite", "student_fp32.tflite", "tflite", "student", "fp32", _tflite("student", False)),
-    ArtifactSpec("teacher_fp32_tflite", "teacher_fp32.tflite", "tflite", "teacher", "fp32", _tflite("teacher", False)),
-    ArtifactSpec("student_int8_onnx", "student_int8.onnx", "onnx", "student", "int8", _onnx("student", True)),
-    ArtifactSpec("student_fp32_onnx", "student_fp32.onnx", "onnx", "student", "fp32", _onnx("student", False)),
-    ArtifactSpec("teacher_fp32_onnx", "teacher_fp32.onnx", "onnx", "teacher", "fp32", _onnx("teacher", False)),
-    ArtifactSpec("student_w8_mlpackage", "student_w8.mlpackage", "coreml", "student", "w8", _coreml(False)),
-    ArtifactSpec("student_w8a8_mlpackage", "student_w8a8.mlpackage", "coreml", "student", "w8a8", _coreml(True)),
-    ArtifactSpec("teacher_fp32_torchscript", "teacher_fp32.pt", "torchscript", "teacher", "fp32",
-                 export_torchscript_teacher),
-)
-FORMATS = ("onnx", "tflite", "coreml", "torchscript")
-# modules each format needs: the converter and the runtime that validates it
-REQUIRED_MODULES = {"onnx": ("onnx", "onnxslim", "onnxruntime"), "tflite": ("tensorflow", "ai_edge_litert"),
-                    "coreml": ("coremltools",), "torchscript": ()}
+# ----- structural checks of each format (validate.structural_checks adds the checks common to all) -----
+def _tflite_checks(spec: ArtifactSpec, info: dict, _quantisers: int) -> list[str]:
+    """An INT8 model computes in int8: no float conv, no float op besides the I/O QUANTIZE/DEQUANTIZE."""
+    hist = info["op_histogram"]
+    if spec.precision != "int8":
+        return []
+    float_convs = [k for k in hist if k.split("/")[0] in ("CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV")
+                   and not k.endswith("/int8")]
+    if float_convs or info["float_ops"]:
+        return [f"float ops in the INT8 model: {', '.join(k for k in hist if 'float' in k)}"]
+    return []
+
+
+def _onnx_checks(spec: ArtifactSpec, info: dict, _quantisers: int) -> list[str]:
+    """An INT8 model has every Conv on QDQ."""
+    n = info["op_histogram"].get("Conv/float32")
+    return [f"{n} Conv nodes are not on QDQ"] if spec.precision == "int8" and n else []
+
+
+def _coreml_checks(spec: ArtifactSpec, info: dict, quantisers: int) -> list[str]:
+    """int8 conv weights; a W8A8 package has one int8 quantize op per student activation quantiser."""
+    problems = []
+    if set(info["weight_dtypes"]) != {"int8"}:
+        problems.append(f"Core ML conv weights are {info['weight_dtypes']}, expected int8")
+    quantize_ops = info["op_histogram"].get("quantize")
+    if spec.precision == "w8a8" and quantize_ops != quantisers:
+        problems.append(f"{quantize_ops or 0} activation quantize ops, the student has {quantisers}")
+    return problems
+
+
+def _no_checks(_spec: ArtifactSpec, _info: dict, _quantisers: int) -> list[str]:
+    return []
+
+
+def _no_facts(_spec: ArtifactSpec, _ctx: ExportContext) -> dict:
+    return {}
+
+
+def _tflite_facts(spec: ArtifactSpec, ctx: ExportContext) -> dict:
+    """`--io` sets the I/O type of the INT8 model only (fp32 models keep float I/O)."""
+    return {"io": ctx.io} if spec.precision == "int8" else {}
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One artifact of a format: whose graph, at which precision, written by which function."""
+
+    role: str
+    precision: str
+    export: Exporter
+
+
+@dataclass(frozen=True)
+class Format:
+    """Everything about one export format."""
+
+    name: str                       # --format choice and the manifest's "format"
+    suffix: str                     # artifact file suffix: ROLE_PRECISION + suffix
+    tag: str                        # artifact name suffix: ROLE_PRECISION_ + tag
+    variants: tuple[Variant, ...]
+    modules: tuple[str, ...]        # Python modules the converter and the validation runner need
+    runtime: str | None             # gs-bench runtime that runs it (manifest "runtime"); None: not benchmarked
+    info: Callable[[Path], dict] | None = None     # facts from the artifact's own graph; None: declared I/O only
+    run: Callable[[Path, torch.Tensor], np.ndarray] | None = None  # validation runner; None: structure only
+    checks: Callable[[ArtifactSpec, dict, int], list[str]] = _no_checks  # (spec, info, student quantisers)
+    facts: Callable[[ArtifactSpec, ExportContext], dict] = _no_facts     # extra manifest facts
+    options: tuple[str, ...] = field(default=())    # gs-export options (argparse dests) that only apply here
+
+    def specs(self) -> list[ArtifactSpec]:
+        """The format's artifacts, named ROLE_PRECISION_TAG, files ROLE_PRECISION+SUFFIX."""
+        return [ArtifactSpec(f"{v.role}_{v.precision}_{self.tag}", f"{v.role}_{v.precision}{self.suffix}",
+                             self.name, v.role, v.precision, v.export) for v in self.variants]
+
+
+# Order = the order artifacts are exported and listed in manifest.json.
+FORMATS: dict[str, Format] = {
+    "tflite": Format("tflite", ".tflite", "tflite",
+                     (Variant("student", "int8", _tflite("student", True)),
+                      Variant("student", "fp32", _tflite("student", False)),
+                      Variant("teacher", "fp32", _tflite("teacher", False))),
+                     modules=("tensorflow", "ai_edge_litert"), runtime="tflite", info=tflite_info, run=run_tflite,
+                     checks=_tflite_checks, facts=_tflite_facts, options=("io", "android")),
+    "onnx": Format("onnx", ".onnx", "onnx",
+                   (Variant("student", "int8", _onnx("student", True)),
+                    Variant("student", "fp32", _onnx("student", False)),
+                    Variant("teacher", "fp32", _onnx("teacher", False))),
+                   modules=("onnx", "onnxslim", "onnxruntime"), runtime="onnxruntime", info=onnx_info, run=run_onnx,
+                   checks=_onnx_checks),
+    # Core ML cannot predict on Linux: structure checked only, not benchmarked
+    "coreml": Format("coreml", ".mlpackage", "mlpackage",
+                     (Variant("student", "w8", _coreml(False)), Variant("student", "w8a8", _coreml(True))),
+                     modules=("coremltools",), runtime=None, info=coreml_info, checks=_coreml_checks),
+    "torchscript": Format("torchscript", ".pt", "torchscript",
+                          (Variant("teacher", "fp32", export_torchscript_teacher),),
+                          modules=(), runtime="torch", run=run_torchscript),
+}
+
+
+def artifacts() -> list[ArtifactSpec]:
+    """Every artifact of every format, in table order."""
+    return [spec for fmt in FORMATS.values() for spec in fmt.specs()]
 
 
 def select(formats: list[str]) -> list[ArtifactSpec]:
@@ -144,8 +243,8 @@ def select(formats: list[str]) -> list[ArtifactSpec]:
     unknown = wanted - set(FORMATS)
     if unknown:
         raise ExportError(f"unknown format {', '.join(sorted(unknown))} (choose from {', '.join(FORMATS)}, all)")
-    for fmt in sorted(wanted):
-        missing = [m for m in REQUIRED_MODULES[fmt] if importlib.util.find_spec(m) is None]
+    for name in sorted(wanted):
+        missing = [m for m in FORMATS[name].modules if importlib.util.find_spec(m) is None]
         if missing:
-            raise ExportError(f"format {fmt} needs the Python module(s) {', '.join(missing)}, which are not installed")
-    return [a for a in ARTIFACTS if a.format in wanted]
+            raise ExportError(f"format {name} needs the Python module(s) {', '.join(missing)}, which are not installed")
+    return [spec for spec in artifacts() if spec.format in wanted]

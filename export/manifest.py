@@ -4,14 +4,18 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gs_contract import sha256_file, write_json_atomic
+
+if TYPE_CHECKING:
+    from .formats import ArtifactSpec
 
 MANIFEST_FORMAT = "gs-mobile/export"
 MAC_CONVENTION = ("multiply-accumulates of conv layers, counted at each layer's output resolution, "
                   "1 MAC = 1 multiply-add, for one image at image_size")
-ARTIFACT_KEYS = ("name", "path", "format", "role", "precision", "bytes", "sha256", "params", "macs", "inputs",
-                 "outputs", "psnr_vs_student_fakequant", "psnr_vs_teacher", "float_ops", "op_histogram")
+ARTIFACT_KEYS = ("name", "path", "format", "runtime", "role", "precision", "bytes", "sha256", "params", "macs",
+                 "inputs", "outputs", "psnr_vs_student_fakequant", "psnr_vs_teacher", "float_ops", "op_histogram")
 
 
 def path_bytes(path: Path) -> int:
@@ -29,11 +33,13 @@ def path_sha256(path: Path) -> str:
     return hashlib.sha256("".join(lines).encode()).hexdigest()
 
 
-def artifact_entry(name: str, filename: str, fmt: str, role: str, precision: str, path: Path,
-                   facts: dict) -> dict:
-    """One manifest artifact: the contract's keys first, then the extra validation facts."""
-    entry = {"name": name, "path": filename, "format": fmt, "role": role, "precision": precision,
-             "bytes": path_bytes(path), "sha256": path_sha256(path)}
+def artifact_entry(spec: ArtifactSpec, runtime: str | None, path: Path, facts: dict) -> dict:
+    """One manifest artifact: the contract's keys first, then the extra validation facts.
+
+    `runtime` is the gs-bench runtime that runs the artifact (null: gs-bench skips it).
+    """
+    entry = {"name": spec.name, "path": spec.filename, "format": spec.format, "runtime": runtime, "role": spec.role,
+             "precision": spec.precision, "bytes": path_bytes(path), "sha256": path_sha256(path)}
     entry.update({k: facts.get(k) for k in ARTIFACT_KEYS if k not in entry})
     entry.update({k: v for k, v in facts.items() if k not in entry})
     return entry

@@ -27,7 +27,7 @@ from compress.zoo.cartoongan import RGBAdapter
 from gs_contract import PSNR_CONVENTION, psnr
 
 from .errors import ExportError
-from .formats import ArtifactSpec, ExportContext, select
+from .formats import FORMATS, ArtifactSpec, ExportContext, select
 from .graph import ExportGraph, GraphModule
 from .manifest import artifact_entry, build_manifest, write_manifest
 from .slim import channel_table, slim_graph, teacher_graph
@@ -208,9 +208,9 @@ def _export_one(spec: ArtifactSpec, ctx: ExportContext, staging: Path, refs: Ref
     opts.progress(f"validating {spec.filename}")
     facts = validate_artifact(spec, path, refs, opts.size)
     facts["seconds"] = {"export": round(converted - start, 2), "validate": round(time.perf_counter() - converted, 2)}
-    if spec.format == "tflite" and spec.precision == "int8":
-        facts["io"] = opts.io
-    return artifact_entry(spec.name, spec.filename, spec.format, spec.role, spec.precision, path, facts)
+    fmt = FORMATS[spec.format]
+    facts.update(fmt.facts(spec, ctx))
+    return artifact_entry(spec, fmt.runtime, path, facts)
 
 
 def _validation_summary(refs: References, slim_diff: float, opts: ExportOptions) -> dict:

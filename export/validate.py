@@ -12,8 +12,9 @@ the fake-quant student 43-50 dB, which differs only by int32 bias rounding and f
 requantisation; fp32 artifacts match torch to ~3e-6 max abs, > 100 dB):
   INT8 >= 30 dB, fp32 >= 45 dB.  Below that the export fails.
 Teacher artifacts are run on the first 2 photos only (time budget; they are an fp32 equivalence check).
-Structural checks: an INT8 TFLite has every op int8 (no float CONV_2D, no float op besides the
-I/O QUANTIZE/DEQUANTIZE) and no normalisation ops; an INT8 ONNX has every Conv on QDQ; a Core ML
+Structural checks (each format's own, in `export.formats`, then the common ones): an INT8 TFLite
+has every op int8 (no float CONV_2D, no float op besides the I/O QUANTIZE/DEQUANTIZE) and no
+normalisation ops; an INT8 ONNX has every Conv on QDQ; a Core ML
 package has int8 conv weights, no instance norm and the expected I/O shapes. Every student
 artifact's MACs (counted from its own graph) must equal the student's, every teacher's the teacher's.
 Core ML cannot predict on Linux: its PSNR fields are null; a W8A8 package must have one int8
@@ -25,17 +26,16 @@ import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 
-from gs_contract import dequantize, pixels_to_real, psnr, quantize
+from gs_contract import pixels_to_real, psnr
 
 from .android_assets import center_crop_resize
-from .artifact_info import NORM_OPS, coreml_info, onnx_info, tflite_info, tflite_interpreter
+from .artifact_info import NORM_OPS
 from .errors import ExportError
-from .formats import ArtifactSpec
+from .formats import FORMATS, ArtifactSpec
 
 TOLERANCE_DB = {"int8": 30.0, "fp32": 45.0}
 TEACHER_IMAGES = 2  # teacher artifacts (an fp32 equivalence check, 6x the student's MACs) run on the first 2
@@ -109,53 +109,6 @@ def load_images(size: int, images_dir: Path | None = None, limit: int = 8) -> to
     return torch.from_numpy(batch).permute(0, 3, 1, 2).float().contiguous()
 
 
-# ----- runners: NCHW float batch in [-1, 1] -> NCHW float batch -----
-def _quantize(x: np.ndarray, detail: dict) -> np.ndarray:
-    dtype = detail["dtype"]
-    if dtype == np.float32:
-        return x.astype(np.float32)
-    scale, zp = detail["quantization"]
-    return quantize(x, scale, zp, dtype)
-
-
-def _dequantize(y: np.ndarray, detail: dict) -> np.ndarray:
-    if detail["dtype"] == np.float32:
-        return y
-    scale, zp = detail["quantization"]
-    return dequantize(y, scale, zp).astype(np.float32)
-
-
-def run_tflite(path: Path, x: torch.Tensor) -> np.ndarray:
-    it = tflite_interpreter(path)
-    i, o = it.get_input_details()[0], it.get_output_details()[0]
-    outs = []
-    for img in x.permute(0, 2, 3, 1).numpy():
-        it.set_tensor(i["index"], _quantize(img[None], i))
-        it.invoke()
-        outs.append(_dequantize(it.get_tensor(o["index"]), o)[0])
-    return np.stack(outs).transpose(0, 3, 1, 2)
-
-
-def run_onnx(path: Path, x: torch.Tensor) -> np.ndarray:
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 2
-    opts.log_severity_level = 3
-    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    return np.concatenate([sess.run(None, {"input": img[None]})[0] for img in x.numpy()])
-
-
-def run_torchscript(path: Path, x: torch.Tensor) -> np.ndarray:
-    with torch.no_grad():
-        return torch.jit.load(str(path)).eval()(x).numpy()
-
-
-RUNNERS: dict[str, Callable[[Path, torch.Tensor], np.ndarray]] = {
-    "tflite": run_tflite, "onnx": run_onnx, "torchscript": run_torchscript}
-INFO = {"tflite": tflite_info, "onnx": onnx_info, "coreml": coreml_info}
-
-
 @dataclass
 class References:
     """Torch outputs on the validation batch, and the MACs each role must have."""
@@ -174,22 +127,11 @@ def reference_of(spec: ArtifactSpec) -> str:
 
 
 def structural_checks(spec: ArtifactSpec, info: dict, size: int, quantisers: int) -> list[str]:
-    """Problems with an artifact's graph (empty when it is as the design requires)."""
-    problems = []
-    hist = info.get("op_histogram", {})
-    if spec.format == "tflite" and spec.precision == "int8":
-        float_convs = [k for k in hist if k.split("/")[0] in ("CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV")
-                       and not k.endswith("/int8")]
-        if float_convs or info["float_ops"]:
-            problems.append(f"float ops in the INT8 model: {', '.join(k for k in hist if 'float' in k)}")
-    if spec.format == "onnx" and spec.precision == "int8" and hist.get("Conv/float32"):
-        problems.append(f"{hist['Conv/float32']} Conv nodes are not on QDQ")
-    if spec.role == "student" and any(k.split("/")[0] in NORM_OPS for k in hist):
+    """Problems with an artifact's graph (empty when it is as the design requires): the format's own
+    checks (`Format.checks`), then those of every format (folded norms, I/O shapes)."""
+    problems = FORMATS[spec.format].checks(spec, info, quantisers)
+    if spec.role == "student" and any(k.split("/")[0] in NORM_OPS for k in info.get("op_histogram", {})):
         problems.append("normalisation ops in a student artifact (norms must be folded)")
-    if spec.format == "coreml" and set(info["weight_dtypes"]) != {"int8"}:
-        problems.append(f"Core ML conv weights are {info['weight_dtypes']}, expected int8")
-    if spec.precision == "w8a8" and hist.get("quantize") != quantisers:
-        problems.append(f"{hist.get('quantize', 0)} activation quantize ops, the student has {quantisers}")
     for t in info["inputs"] + info["outputs"]:
         want = [1, size, size, 3] if t["layout"] == "NHWC" else [1, 3, size, size]
         if t["shape"] != want:
@@ -197,26 +139,26 @@ def structural_checks(spec: ArtifactSpec, info: dict, size: int, quantisers: int
     return problems
 
 
+def declared_info(spec: ArtifactSpec, refs: References, size: int) -> dict:
+    """Facts of an artifact whose format reads none from its graph: the torch graph's, float NCHW I/O."""
+    tensor = {"shape": [1, 3, size, size], "dtype": "float32", "layout": "NCHW", "scale": None, "zero_point": None}
+    return {"op_histogram": {}, "float_ops": None, "macs": refs.macs[spec.role], "params": refs.params[spec.role],
+            "inputs": [{"name": "input", **tensor}], "outputs": [{"name": "output", **tensor}]}
+
+
 def validate_artifact(spec: ArtifactSpec, path: Path, refs: References, size: int) -> dict:
     """Facts + PSNRs of one artifact; raises ExportError when it fails a check or drifts."""
-    if spec.format in INFO:
-        info = INFO[spec.format](path)
-    else:
-        info = {"op_histogram": {}, "float_ops": None, "macs": refs.macs[spec.role], "params": refs.params[spec.role],
-                "inputs": [{"name": "input", "shape": [1, 3, size, size], "dtype": "float32", "layout": "NCHW",
-                            "scale": None, "zero_point": None}],
-                "outputs": [{"name": "output", "shape": [1, 3, size, size], "dtype": "float32", "layout": "NCHW",
-                             "scale": None, "zero_point": None}]}
+    fmt = FORMATS[spec.format]
+    info = fmt.info(path) if fmt.info is not None else declared_info(spec, refs, size)
     problems = structural_checks(spec, info, size, refs.quantisers)
     if info["macs"] != refs.macs[spec.role]:
         problems.append(f"graph MACs {info['macs']} != {spec.role} MACs {refs.macs[spec.role]}")
     reference = reference_of(spec)
     result = {**info, "reference": reference, "tolerance_db": TOLERANCE_DB.get(spec.precision),
               "psnr_vs_reference": None, "psnr_vs_student_fakequant": None, "psnr_vs_teacher": None}
-    runner = RUNNERS.get(spec.format)
-    if runner is not None:
+    if fmt.run is not None:
         n = TEACHER_IMAGES if spec.role == "teacher" else len(refs.images)
-        out = runner(path, refs.images[:n])
+        out = fmt.run(path, refs.images[:n])
         result["validation_images"] = n
         result["psnr_vs_reference"] = round(psnr(out, refs.outputs[reference][:n]), 3)
         result["psnr_vs_student_fakequant"] = round(psnr(out, refs.outputs["student_fakequant"][:n]), 3)

@@ -22,6 +22,7 @@ from typing import NoReturn, Sequence
 
 from .arm import CORES, DEFAULT_CORE, core, cost_lines
 from .errors import BenchError
+from .runners import RUNTIMES
 
 PROG = "gs-bench"
 
@@ -96,8 +97,8 @@ def measure_parser() -> argparse.ArgumentParser:
     p.add_argument("export_dir", type=Path, metavar="EXPORT_DIR", help="directory written by gs-export "
                    "(manifest.json + artifacts)")
     p.add_argument("--runtime", default="all", metavar="RT",
-                   help="tflite | onnxruntime | torch | all (default: all). torch runs TorchScript artifacts "
-                        "(format 'torchscript' in the manifest)")
+                   help=f"{' | '.join(RUNTIMES)} | all (default: all): the artifacts whose manifest entry "
+                        "names that runtime (torch runs the TorchScript teacher)")
     p.add_argument("--threads", type=_positive, default=2, help="intra-op threads for every runtime (default 2)")
     p.add_argument("--warmup", type=_nonnegative, default=5, help="untimed runs after the first inference (default 5)")
     p.add_argument("--runs", type=_positive, default=50, help="timed runs per artifact (default 50)")

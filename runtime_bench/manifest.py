@@ -9,7 +9,7 @@ from typing import Any
 from gs_contract import sha256_file
 
 from .errors import BenchError
-from .runners import FORMAT_RUNTIME, RUNTIMES
+from .runners import RUNTIMES, artifact_runtime
 
 MANIFEST_FORMAT = "gs-mobile/export"
 
@@ -150,8 +150,8 @@ def select_artifacts(export_dir: Path, manifest: dict[str, Any], runtime: str) -
     skipped: list[dict[str, str]] = []
     for entry in manifest["artifacts"]:
         path = verify_artifact(export_dir, entry)
-        rt = FORMAT_RUNTIME.get(str(entry["format"]))
-        if rt is None:
+        rt = artifact_runtime(entry)
+        if rt not in RUNTIMES:
             skipped.append({"name": entry["name"], "reason": f"format {entry['format']} is not runnable here"})
         elif runtime in ("all", rt):
             chosen.append(Artifact(entry=entry, path=path, runtime=rt))

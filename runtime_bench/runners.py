@@ -25,9 +25,10 @@ import gs_contract
 
 from .errors import BenchError
 
-#: artifact "format" in manifest.json -> runtime name used on the command line and in JSON.
-FORMAT_RUNTIME: dict[str, str] = {"tflite": "tflite", "onnx": "onnxruntime", "torchscript": "torch"}
-RUNTIMES: tuple[str, ...] = ("tflite", "onnxruntime", "torch")
+#: For manifests written before each artifact entry named its "runtime" (gs-export now writes it from
+#: its format table): artifact "format" -> runtime. This module is the one place gs-bench maps
+#: formats, because it is what ssh boards and the qemu worker import (numpy only, no manifest.py).
+_LEGACY_FORMAT_RUNTIME: dict[str, str] = {"tflite": "tflite", "onnx": "onnxruntime", "torchscript": "torch"}
 
 _DTYPES: dict[str, Any] = {"float32": np.float32, "int8": np.int8, "uint8": np.uint8}
 
@@ -265,15 +266,24 @@ class TorchRunner(Runner):
 
 _RUNNERS: dict[str, type[Runner]] = {"tflite": LiteRTRunner, "onnxruntime": OrtRunner,
                                      "torch": TorchRunner}
+#: runtime names used on the command line and in JSON.
+RUNTIMES: tuple[str, ...] = tuple(_RUNNERS)
+
+
+def artifact_runtime(artifact: dict[str, Any]) -> str | None:
+    """The runtime a manifest artifact entry names (null: none runs it), else the one of its format."""
+    if "runtime" in artifact:
+        return None if artifact["runtime"] is None else str(artifact["runtime"])
+    return _LEGACY_FORMAT_RUNTIME.get(str(artifact.get("format")))
 
 
 def runner_for(artifact: dict[str, Any], path: Path, threads: int,
                size: tuple[int, int] | None = None) -> Runner:
     """The Runner for one manifest artifact entry (its file at ``path``)."""
-    fmt = artifact.get("format")
-    runtime = FORMAT_RUNTIME.get(str(fmt))
-    if runtime is None:
-        raise BenchError(f"artifact {artifact.get('name')!r} has format {fmt!r}, which gs-bench cannot run")
+    runtime = artifact_runtime(artifact)
+    if runtime not in _RUNNERS:
+        raise BenchError(f"artifact {artifact.get('name')!r} has format {artifact.get('format')!r} (runtime "
+                         f"{runtime!r}), which gs-bench cannot run")
     try:
         inp = TensorSpec.from_manifest(artifact["inputs"][0])
         out = TensorSpec.from_manifest(artifact["outputs"][0])

@@ -23,6 +23,7 @@ import numpy as np
 from . import arm
 from .errors import BenchError
 from .manifest import Artifact
+from .runners import RUNTIMES
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 #: the files a remote board needs to run ``python3 -m runtime_bench.remote_runner``.
@@ -94,7 +95,7 @@ class Target:
 
     name = "local"
     timings_meaningful = True
-    runtimes: tuple[str, ...] = ("tflite", "onnxruntime", "torch")
+    runtimes: tuple[str, ...] = RUNTIMES
 
     def prepare(self, work: Path) -> None:
         """Check the target is reachable and stage what every artifact needs."""

@@ -29,7 +29,7 @@ def test_quantize_rounds_exact_ties_to_even_then_adds_the_zero_point() -> None:
 def test_every_stage_quantises_with_the_contract() -> None:
     """The bench runner, the export validator and the app twin give the same bytes on ties."""
     from export import android_assets
-    from export.validate import _quantize
+    from export.runners import _quantize
     from runtime_bench.runners import TensorSpec, quantize
 
     scale = 0.5

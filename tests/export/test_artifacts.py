@@ -9,7 +9,7 @@ import pytest
 
 from gs_contract import sha256_file
 from export.artifact_info import tflite_info
-from export.formats import ARTIFACTS
+from export.formats import artifacts
 from export.manifest import ARTIFACT_KEYS, MAC_CONVENTION, path_sha256
 from export.onnx_build import U8_OFFSET
 from export.slim import slim_graph
@@ -28,7 +28,7 @@ def _in(grid: tuple[float, int], grids: set[tuple[float, int]]) -> bool:
 
 def test_every_artifact_written_and_described(shared_export) -> None:
     m = shared_export.manifest
-    names = {a.name for a in ARTIFACTS}
+    names = {a.name for a in artifacts()}
     assert {a["name"] for a in m["artifacts"]} == names
     leftovers = [p.name for p in shared_export.out.iterdir() if p.name.startswith(".")]
     assert not leftovers
@@ -152,7 +152,8 @@ def test_android_install(shared_export) -> None:
 def test_tflite_io_options(shared_export, tmp_path, io: str) -> None:
     from export.graph import GraphModule
     from export.tflite_build import convert_tflite
-    from export.validate import load_images, run_tflite
+    from export.runners import run_tflite
+    from export.validate import load_images
     from gs_contract import psnr
     from compress.checkpoint import load_student
 
@@ -183,7 +184,7 @@ def test_cartoongan_end_to_end(tmp_path) -> None:
     out = tmp_path / "out"
     assert main(cli_args(run, out, "--format", "onnx,tflite")) == 0
     m = _json.loads((out / "manifest.json").read_text())
-    assert {a["name"] for a in m["artifacts"]} == {a.name for a in ARTIFACTS if a.format in ("onnx", "tflite")}
+    assert {a["name"] for a in m["artifacts"]} == {a.name for a in artifacts() if a.format in ("onnx", "tflite")}
     for a in m["artifacts"]:
         assert a["psnr_vs_reference"] >= TOLERANCE_DB[a["precision"]]
         assert a["macs"] == m[a["role"]]["macs"]

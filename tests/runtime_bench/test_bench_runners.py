@@ -8,7 +8,8 @@ import pytest
 
 from runtime_bench.errors import BenchError
 from runtime_bench.manifest import load_manifest, select_artifacts
-from runtime_bench.runners import TensorSpec, dequantize, from_layout, quantize, runner_for, to_layout
+from runtime_bench.runners import (TensorSpec, artifact_runtime, dequantize, from_layout, quantize, runner_for,
+                                    to_layout)
 
 from bench_helpers import SIZE
 
@@ -88,3 +89,12 @@ def test_tflite_resize(tiny_export: Path) -> None:
     r = runner_for(a.entry, a.path, threads=1, size=(48, 40))
     r.load()
     assert r.run(np.zeros((1, 3, 48, 40), np.float32)).shape == (1, 3, 48, 40)
+
+
+def test_runtime_from_the_manifest_entry() -> None:
+    """gs-export writes each artifact's runtime; entries of older manifests fall back to their format."""
+    assert artifact_runtime({"format": "onnx", "runtime": "onnxruntime"}) == "onnxruntime"
+    assert artifact_runtime({"format": "newformat", "runtime": "torch"}) == "torch"
+    assert artifact_runtime({"format": "coreml", "runtime": None}) is None
+    assert artifact_runtime({"format": "onnx"}) == "onnxruntime"
+    assert artifact_runtime({"format": "coreml"}) is None
