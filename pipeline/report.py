@@ -23,9 +23,12 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .arm import cost_lines
-from .errors import BenchError
-from .report import _plt, bar_chart, write_text_atomic
+import gs_contract
+from gs_contract.figures import pyplot as _plt
+from gs_contract.figures import save_figure, save_grid
+from runtime_bench.arm import cost_lines
+from runtime_bench.errors import BenchError
+from runtime_bench.report import bar_chart, write_text_atomic
 
 NA = "n/a"
 FILES_DIR = "report_files"
@@ -180,8 +183,6 @@ def plot_training(history: Sequence[dict[str, Any]], path: Path) -> Path | None:
         if len(lines) > 1:
             ax.legend(fontsize=7)
     fig.tight_layout()
-    from compress.evaluate import save_figure
-
     return save_figure(fig, path)
 
 
@@ -203,8 +204,6 @@ def plot_channels(layers: Sequence[dict[str, Any]], path: Path) -> Path | None:
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    from compress.evaluate import save_figure
-
     return save_figure(fig, path)
 
 
@@ -236,8 +235,8 @@ def run_student_tflite(export_dir: Path, manifest: dict[str, Any], inputs: Any) 
     """Run the manifest's student INT8 .tflite on float NCHW inputs (resized to its input shape)."""
     import torch
 
-    from .manifest import verify_artifact
-    from .runners import LiteRTRunner, TensorSpec
+    from runtime_bench.manifest import verify_artifact
+    from runtime_bench.runners import LiteRTRunner, TensorSpec
 
     entry = next((a for a in manifest.get("artifacts", []) if a.get("name") == STUDENT_TFLITE), None)
     if entry is None:
@@ -251,26 +250,30 @@ def run_student_tflite(export_dir: Path, manifest: dict[str, Any], inputs: Any) 
 
 
 def make_grid(src: Sources, path: Path) -> GridResult:
-    """input | teacher | student INT8 TFLite grid of the val photos, with per-image PSNR notes."""
-    from compress.evaluate import psnr, save_grid, ssim
-    from compress.safeload import load_plain
+    """input | teacher | student INT8 TFLite grid of the val photos, with per-image PSNR notes.
 
-    views_path = src.run_dir / "cache" / "teacher_views.pt"
+    The val photos and the teacher's outputs come from RUN_DIR/val_views.npz (docs/CONTRACTS.md).
+    """
+    import torch
+
+    views_path = src.run_dir / gs_contract.VAL_VIEWS_FILE
     if src.manifest is None:
         return GridResult(None, "no manifest.json")
     try:
-        views = load_plain(views_path, "teacher-label cache", "re-run gs-compress to rebuild it.", BenchError)
-        inputs, targets = views["val_inputs"].float(), views["val_targets"].float()
+        inputs_np, targets_np = gs_contract.read_val_views(views_path)
+        inputs, targets = torch.from_numpy(inputs_np), torch.from_numpy(targets_np)
         student = run_student_tflite(src.export_dir, src.manifest, inputs)
-    except (BenchError, ImportError, OSError, RuntimeError, ValueError) as exc:
+    except FileNotFoundError:
+        return GridResult(None, f"{views_path} not found (written by gs-compress; re-run it)")
+    except (BenchError, ImportError, OSError, RuntimeError, ValueError, LookupError) as exc:
         return GridResult(None, str(exc))
-    except (LookupError, TypeError, AttributeError):
-        return GridResult(None, f"{views_path} has no val_inputs / val_targets tensors; re-run gs-compress")
     hw = tuple(student.shape[-2:])
     inputs, targets = _resize(inputs, hw), _resize(targets, hw)
-    p, s = psnr(student, targets), ssim(student, targets)
+    student_np, targets_np = student.float().numpy(), targets.float().numpy()
+    p = gs_contract.psnr_per_image(student_np, targets_np).tolist()
+    s = gs_contract.ssim_per_image(student_np, targets_np).tolist()
     notes = [f"{v:.1f} dB vs teacher" for v in p]
-    save_grid(path, {"input": inputs, "teacher": targets, "student INT8 TFLite": student},
+    save_grid(path, {"input": inputs.float().numpy(), "teacher": targets_np, "student INT8 TFLite": student_np},
               max_rows=len(inputs), notes=notes)
     return GridResult(path, None, p, s, hw)
 
@@ -406,7 +409,7 @@ def commands(src: Sources, out_dir: Path) -> list[str]:
             f"{settings.get('threads', 2)} --runs {settings.get('runs', 50)} --json {src.bench_json}"]
     demo_layout = ((out_dir / "run").resolve(), (out_dir / "export").resolve())
     if (src.run_dir.resolve(), src.export_dir.resolve()) == demo_layout:
-        cmds.append(f"# or all of it at once:  python -m runtime_bench.demo --out {out_dir}")
+        cmds.append(f"# or all of it at once:  python -m pipeline.demo --out {out_dir}")
     return cmds
 
 
@@ -463,7 +466,7 @@ def build_context(src: Sources, out_dir: Path) -> dict[str, Any]:
 
 
 def render(template: str, context: dict[str, Any]) -> str:
-    """Render one of runtime_bench/templates/ (HTML autoescaped, Markdown verbatim)."""
+    """Render one of pipeline/templates/ (HTML autoescaped, Markdown verbatim)."""
     import jinja2
 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefined=jinja2.StrictUndefined,
