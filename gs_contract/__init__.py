@@ -1,8 +1,10 @@
 """The facts every gs-mobile stage shares, each defined once (docs/CONTRACTS.md).
 
-numpy and the standard library only: gs-bench copies this package next to ``runtime_bench`` onto
+numpy and the standard library only: gs-bench copies this file next to ``runtime_bench`` onto
 ARM boards that have nothing else (``runtime_bench.targets.stage_package``). scikit-image is
-imported inside ``ssim_per_image`` alone, which never runs on a board.
+imported inside ``ssim_per_image`` alone, which never runs on a board. The submodules hold the
+shared facts that need more and never run on a board: ``figures`` (PNG figures, matplotlib) and
+``photos`` (reading photo files, Pillow).
 
 Rounding: one tie rule everywhere, round half to even (``numpy.rint``), in float64. It is what
 the Android app does (``Preprocessing.kt``: ``Math.rint`` on Double, checked bit for bit against

@@ -8,9 +8,6 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "runtime_bench"
 OTHER_STAGES = ("compress", "export", "pipeline")
-# --images decoding is gs-compress's photo reader (compress.data, reached through export.validate):
-# it has to move into a shared module before quality.py can drop this import.
-KNOWN = {("quality.py", "export.validate")}
 
 
 def stage_imports(path: Path) -> set[str]:
@@ -25,8 +22,7 @@ def stage_imports(path: Path) -> set[str]:
 
 @pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: p.relative_to(PACKAGE).as_posix())
 def test_runtime_bench_imports_no_other_stage(path: Path) -> None:
-    rel = path.relative_to(PACKAGE).as_posix()
-    assert {m for m in stage_imports(path) if (rel, m) not in KNOWN} == set()
+    assert stage_imports(path) == set()
 
 
 def test_the_scan_sees_lazy_imports(tmp_path: Path) -> None:
