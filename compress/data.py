@@ -9,24 +9,20 @@ import logging
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 
 from compress import photos_debian, photos_pip
 from compress.cache import cache_dir as _cache_dir
 from compress.photo_types import DataError, DataWarning, PhotoEntry, PhotoSet, SourcePhoto
-from gs_contract import pixels_to_real, real_to_pixels, sha256_file
+from gs_contract import pixels_to_real, real_to_pixels
+from gs_contract.photos import DEFAULT_MAX_SHORT_SIDE, IMAGE_SUFFIXES, decode_files
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
-MIN_SHORT_SIDE = 64          # smaller images are skipped
-HUGE_SIDE = 8000             # longer sides are downscaled to this, with a warning
-MAX_DECODE_PIXELS = 400_000_000  # larger images are never decoded (decompression-bomb guard)
-DEFAULT_MAX_SHORT_SIDE = 1024    # kept in memory at most this short side (quietly)
 VAL_FRACTION = 0.25
 
 # ----------------------------------------------------------------------------- decoding
@@ -34,98 +30,6 @@ VAL_FRACTION = 0.25
 
 def _warn(message: str) -> None:
     warnings.warn(message, DataWarning, stacklevel=3)
-
-
-def _open_image(path: Path) -> Image.Image:
-    """Open lazily with our own pixel-count guard instead of PIL's DecompressionBomb error."""
-    old = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = None
-    try:
-        img = Image.open(path)
-    finally:
-        Image.MAX_IMAGE_PIXELS = old
-    w, h = img.size
-    if w * h > MAX_DECODE_PIXELS:
-        img.close()
-        raise ValueError(f"{w}x{h} pixels is too large to decode safely (limit {MAX_DECODE_PIXELS})")
-    return img
-
-
-def _reduce_on_load(img: Image.Image, max_short_side: int | None) -> None:
-    """Let JPEG decode at a reduced scale (fast) when we will downscale anyway."""
-    w, h = img.size
-    limit = min(max_short_side or 10**9, HUGE_SIDE * min(w, h) // max(w, h))
-    if img.format == "JPEG" and min(w, h) > 2 * limit:
-        scale = limit / min(w, h)
-        img.draft("RGB", (max(1, int(w * scale)), max(1, int(h * scale))))
-
-
-def _high_depth_to_uint8(img: Image.Image) -> np.ndarray:
-    """16/32-bit integer or float single-channel image -> uint8 grey."""
-    arr = np.asarray(img)
-    if arr.dtype.kind == "f":
-        lo, hi = (0.0, 1.0) if float(np.nanmax(arr)) <= 1.0 else (0.0, 255.0)
-        arr = (np.nan_to_num(arr) - lo) / (hi - lo) * 255.0
-    elif arr.dtype == np.uint16 or int(arr.max(initial=0)) > 255:
-        arr = arr.astype(np.float64) / 257.0      # 0..65535 -> 0..255
-    return np.clip(np.rint(arr), 0, 255).astype(np.uint8)
-
-
-def _flatten_alpha(img: Image.Image) -> Image.Image:
-    """Composite a transparent image onto white."""
-    rgba = img.convert("RGBA")
-    background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-    return Image.alpha_composite(background, rgba).convert("RGB")
-
-
-def to_rgb(img: Image.Image) -> tuple[Image.Image, list[str]]:
-    """Convert any PIL mode to 8-bit RGB; returns the image and the conversions applied."""
-    mode = img.mode
-    if mode == "RGB":
-        return img, []
-    if mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
-        grey = _high_depth_to_uint8(img)
-        return Image.fromarray(grey, "L").convert("RGB"), [f"{mode} high bit depth scaled to 8-bit grey->RGB"]
-    if mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in img.info):
-        return _flatten_alpha(img), [f"{mode} with alpha composited on white"]
-    if mode in ("L", "1"):
-        return img.convert("RGB"), [f"grayscale ({mode}) converted to RGB"]
-    return img.convert("RGB"), [f"{mode} converted to RGB"]
-
-
-def _resize_to(img: Image.Image, scale: float) -> Image.Image:
-    w, h = img.size
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return img.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
-
-
-def _limit_size(img: Image.Image, original: tuple[int, int], max_short_side: int | None
-                ) -> tuple[Image.Image, list[str]]:
-    """Downscale huge images (noted) and to `max_short_side` (a quiet working size)."""
-    notes = []
-    if max(original) > HUGE_SIDE:
-        notes.append(f"huge ({original[0]}x{original[1]}) downscaled to at most {HUGE_SIDE} px")
-    scale = min(1.0, HUGE_SIDE / max(img.size), (max_short_side or 10**9) / min(img.size))
-    return (_resize_to(img, scale) if scale < 1.0 else img), notes
-
-
-def decode_photo(path: Path, max_short_side: int | None = DEFAULT_MAX_SHORT_SIDE
-                 ) -> tuple[np.ndarray, tuple[int, int], list[str]]:
-    """Read one file -> (uint8 HxWx3 RGB, original (width, height), conversions).
-
-    Raises ValueError (or an OSError from PIL) when the image cannot be used.
-    """
-    with _open_image(path) as img:
-        original = img.size
-        if min(original) < MIN_SHORT_SIDE:
-            raise ValueError(f"too small ({original[0]}x{original[1]}, short side < {MIN_SHORT_SIDE} px)")
-        _reduce_on_load(img, max_short_side)
-        img.load()
-        img = ImageOps.exif_transpose(img) or img
-        rgb, notes = to_rgb(img)
-        rgb, size_notes = _limit_size(rgb, original, max_short_side)
-        arr = np.array(rgb, dtype=np.uint8)
-    return arr, original, notes + size_notes
 
 
 # ----------------------------------------------------------------------------- building sets
@@ -142,28 +46,16 @@ def assign_split(entries: Sequence[PhotoEntry], val_fraction: float = VAL_FRACTI
         entries[i].split = "val" if rank < n_val else "train"
 
 
-def _decode_sources(sources: Iterable[SourcePhoto], max_short_side: int | None) -> PhotoSet:
-    """Decode each source photo, dropping duplicates (same sha256) and unusable files with a warning."""
-    images, entries, skipped, seen = [], [], [], set()
-    for src in sources:
-        try:
-            digest = sha256_file(src.path)
-            if digest in seen:
-                _warn(f"skipping {src.path}: same file content as an earlier photo")
-                continue
-            arr, (w, h), notes = decode_photo(src.path, max_short_side)
-        except Exception as exc:  # noqa: BLE001 - any unreadable file is skipped, never fatal
-            reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
-            _warn(f"skipping {src.path}: {reason}")
-            skipped.append({"path": str(src.path), "reason": reason})
-            continue
-        for note in notes:
-            _warn(f"{src.path}: {note}")
-        seen.add(digest)
-        images.append(arr)
-        entries.append(PhotoEntry(src.name, src.source, src.licence, digest, w, h,
-                                  licence_note=src.licence_note, conversions=notes))
-    return PhotoSet(images, entries, skipped)
+def _decode_sources(sources: Sequence[SourcePhoto], max_short_side: int | None) -> PhotoSet:
+    """Decode each source photo (``gs_contract.photos.decode_files``: duplicates and unusable files
+    dropped with a DataWarning)."""
+    skipped: list[dict[str, str]] = []
+    decoded = list(decode_files([src.path for src in sources], max_short_side, _warn,
+                                lambda path, reason: skipped.append({"path": str(path), "reason": reason})))
+    entries = [PhotoEntry(sources[d.index].name, sources[d.index].source, sources[d.index].licence, d.sha256,
+                          *d.size, licence_note=sources[d.index].licence_note, conversions=d.conversions)
+               for d in decoded]
+    return PhotoSet([d.image for d in decoded], entries, skipped)
 
 
 def _unique_names(paths: Sequence[Path], root: Path) -> list[str]:

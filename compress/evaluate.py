@@ -2,18 +2,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import nn
 
 import gs_contract
+from gs_contract import figures
+from gs_contract.figures import save_figure  # noqa: F401 - compress's figures use it from here
 
 from .quant import set_quantisation
-
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
@@ -57,44 +55,6 @@ def evaluate_student(student: nn.Module, images: torch.Tensor, teacher_out: torc
             "identity_baseline": summary(images, teacher_out), "_fakequant_images": fq}
 
 
-def to_uint8(img: torch.Tensor) -> np.ndarray:
-    """[-1, 1] CHW tensor -> HWC uint8 (``gs_contract.real_to_pixels``)."""
-    return gs_contract.real_to_pixels(_np(img)).transpose(1, 2, 0)
-
-
 def save_grid(path: Path, columns: dict[str, torch.Tensor], max_rows: int = 6, notes: list[str] | None = None) -> Path:
-    """A PNG grid, one row per image, one titled column per entry of `columns` (e.g. input|teacher|student)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names = list(columns)
-    rows = min(max_rows, len(next(iter(columns.values()))))
-    fig, axes = plt.subplots(rows, len(names), figsize=(2.6 * len(names), 2.6 * rows), squeeze=False)
-    for r in range(rows):
-        for c, name in enumerate(names):
-            ax = axes[r][c]
-            ax.imshow(to_uint8(columns[name][r]))
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if r == 0:
-                ax.set_title(name, fontsize=10)
-            if c == len(names) - 1 and notes:
-                ax.set_xlabel(notes[r], fontsize=8)
-    fig.tight_layout()
-    return save_figure(fig, path)
-
-
-def save_figure(fig: Figure, path: Path, dpi: int = 90) -> Path:
-    """Write a matplotlib figure as a PNG atomically (``gs_contract.atomic_path``); the figure is
-    closed either way."""
-    import matplotlib.pyplot as plt
-
-    path = Path(path)
-    try:
-        with gs_contract.atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=dpi, format="png")
-    finally:
-        plt.close(fig)
-    return path
+    """A PNG grid, one row per image, one titled column per entry of `columns` (``gs_contract.figures.save_grid``)."""
+    return figures.save_grid(path, {k: _np(v) for k, v in columns.items()}, max_rows=max_rows, notes=notes)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from gs_contract import atomic_path, write_json_atomic
+from gs_contract import VAL_VIEWS_FILE, atomic_path, write_json_atomic, write_val_views
 
 from . import channels
 from .bank import bank_batch, open_bank
@@ -324,6 +324,8 @@ class Trainer:
                                                              ev["identity_baseline"]["psnr_per_image"])]
         save_grid(self.run_dir / "samples.png", {"input": views["val_inputs"], "teacher": views["val_targets"],
                                                  "student (fake-quant int8)": self.last_val_images.cpu()}, notes=notes)
+        write_val_views(self.run_dir / VAL_VIEWS_FILE, views["val_inputs"].float().cpu().numpy(),
+                        views["val_targets"].float().cpu().numpy())
         write_json_atomic(self.run_dir / "metrics.json", metrics)
         return metrics
 

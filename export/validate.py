@@ -1,8 +1,8 @@
 """Run every artifact on validation photos and compare with the torch student and the teacher.
 
-Validation photos: `--images DIR` (read as gs-compress reads `--data`, unusable files skipped with a
-warning) or scikit-image's bundled sample photos, centre-cropped and resized exactly as the Android
-app does (`export.android_assets`).
+Validation photos: `--images DIR` (`gs_contract.photos.read_image_folder`: decoded as gs-compress
+decodes `--data`, unusable files skipped with a warning) or scikit-image's bundled sample photos,
+centre-cropped and resized exactly as the Android app does (`export.android_assets`).
 
 PSNR is `gs_contract.psnr` (mean over the validation images of per-image PSNR in 8-bit pixel units,
 each capped at 100 dB). An artifact is compared with its *reference*: the torch
@@ -22,8 +22,6 @@ Core ML cannot predict on Linux: its PSNR fields are null; a W8A8 package must h
 """
 from __future__ import annotations
 
-import sys
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +29,7 @@ import numpy as np
 import torch
 
 from gs_contract import pixels_to_real, psnr
+from gs_contract.photos import read_image_folder
 
 from .android_assets import center_crop_resize
 from .artifact_info import NORM_OPS
@@ -40,58 +39,6 @@ from .formats import FORMATS, ArtifactSpec
 TOLERANCE_DB = {"int8": 30.0, "fp32": 45.0}
 TEACHER_IMAGES = 2  # teacher artifacts (an fp32 equivalence check, 6x the student's MACs) run on the first 2
 SAMPLE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
-
-
-def _decode_batch(files: list[Path], min_hw: tuple[int, int] | None, prog: str) -> list[tuple[str, np.ndarray]]:
-    """Decode with gs-compress's photo reader; each unusable file is one warning line on stderr."""
-    from compress.data import _decode_sources
-    from compress.photo_types import DataWarning, SourcePhoto
-
-    sources = [SourcePhoto(p.name, p, {"path": str(p)}, "user-supplied") for p in files]
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", DataWarning)
-        photos = _decode_sources(sources, max_short_side=None)
-    for w in caught:
-        if issubclass(w.category, DataWarning):
-            print(f"{prog}: warning: {w.message}", file=sys.stderr)
-        else:
-            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
-    good = []
-    for entry, image in zip(photos.entries, photos.images):
-        if min_hw is not None and (entry.height < min_hw[0] or entry.width < min_hw[1]):
-            print(f"{prog}: warning: skipping {entry.source['path']}: {entry.width}x{entry.height} is smaller "
-                  f"than the model's {min_hw[1]}x{min_hw[0]} input (use photos at least that large)", file=sys.stderr)
-            continue
-        good.append((entry.name, image))
-    return good
-
-
-def read_image_folder(directory: Path, limit: int, prog: str,
-                      min_hw: tuple[int, int] | None = None) -> list[tuple[str, np.ndarray]]:
-    """The first `limit` usable images of a folder (sorted names, not recursive) as (name, uint8 HxWx3 RGB).
-
-    Decoding, format conversions and skipping of unreadable files are gs-compress's (`compress.data`);
-    images smaller than `min_hw` (height, width) are skipped too. Each skipped file is one warning
-    line on stderr; ValueError (one line) when the folder holds no usable image.
-    """
-    from compress.data import IMAGE_SUFFIXES
-
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise ValueError(f"--images {directory} is not a folder")
-    files = sorted(p for p in directory.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise ValueError(f"--images {directory} holds no image files ({', '.join(IMAGE_SUFFIXES)})")
-    good: list[tuple[str, np.ndarray]] = []
-    start = 0
-    while len(good) < limit and start < len(files):  # decode only as many files as needed
-        batch = files[start:start + limit - len(good)]
-        start += len(batch)
-        good += _decode_batch(batch, min_hw, prog)
-    if not good:
-        raise ValueError(f"--images {directory}: none of its {len(files)} image files is usable "
-                         f"(see the warnings above); add readable photos")
-    return good
 
 
 def load_images(size: int, images_dir: Path | None = None, limit: int = 8) -> torch.Tensor:

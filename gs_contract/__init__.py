@@ -1,8 +1,10 @@
 """The facts every gs-mobile stage shares, each defined once (docs/CONTRACTS.md).
 
-numpy and the standard library only: gs-bench copies this package next to ``runtime_bench`` onto
+numpy and the standard library only: gs-bench copies this file next to ``runtime_bench`` onto
 ARM boards that have nothing else (``runtime_bench.targets.stage_package``). scikit-image is
-imported inside ``ssim_per_image`` alone, which never runs on a board.
+imported inside ``ssim_per_image`` alone, which never runs on a board. The submodules hold the
+shared facts that need more and never run on a board: ``figures`` (PNG figures, matplotlib) and
+``photos`` (reading photo files, Pillow).
 
 Rounding: one tie rule everywhere, round half to even (``numpy.rint``), in float64. It is what
 the Android app does (``Preprocessing.kt``: ``Math.rint`` on Double, checked bit for bit against
@@ -154,3 +156,26 @@ def write_json_atomic(path: str | os.PathLike[str], obj: Any, *, allow_nan: bool
     touched, so an unserialisable ``obj`` leaves the old file (or none) in place."""
     text = json.dumps(obj, indent=2, allow_nan=allow_nan, ensure_ascii=ensure_ascii) + "\n"
     write_text_atomic(path, text)
+
+
+# ----- RUN_DIR/val_views.npz ------------------------------------------------------------------------
+#: gs-compress's validation views and the teacher's outputs on them (docs/CONTRACTS.md, RUN_DIR).
+VAL_VIEWS_FILE = "val_views.npz"
+
+
+def write_val_views(path: str | os.PathLike[str], inputs: np.ndarray, teacher: np.ndarray) -> None:
+    """Write the val inputs and the teacher's outputs (float32 NCHW in [-1, 1]) as an .npz, atomically."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(f, inputs=np.asarray(inputs, np.float32), teacher=np.asarray(teacher, np.float32))
+
+
+def read_val_views(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(inputs, teacher) of a ``val_views.npz``; plain arrays only (no pickles). ValueError when the
+    file lacks either array or their shapes differ."""
+    with np.load(path, allow_pickle=False) as z:
+        if "inputs" not in z or "teacher" not in z:
+            raise ValueError(f"{path} lacks the 'inputs' / 'teacher' arrays")
+        inputs, teacher = z["inputs"], z["teacher"]
+    if inputs.ndim != 4 or inputs.shape != teacher.shape:
+        raise ValueError(f"{path}: inputs {inputs.shape} and teacher {teacher.shape} are not matching NCHW batches")
+    return inputs.astype(np.float32), teacher.astype(np.float32)

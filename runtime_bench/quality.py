@@ -63,7 +63,7 @@ def load_images(images_dir: Path | None, size: tuple[int, int], limit: int = 8) 
     names: list[str] = []
     pixels: list[np.ndarray] = []
     if images_dir is not None:
-        from export.validate import read_image_folder
+        from gs_contract.photos import read_image_folder
 
         try:
             photos = read_image_folder(Path(images_dir), limit, "gs-bench", min_hw=size)

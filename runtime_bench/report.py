@@ -7,6 +7,7 @@ from typing import Any, Sequence
 import numpy as np
 
 import gs_contract
+from gs_contract import figures
 from gs_contract import write_text_atomic  # noqa: F401 - part of this module's interface (cli.py)
 
 
@@ -51,18 +52,9 @@ def write_json_atomic(path: Path, doc: dict[str, Any]) -> None:
     gs_contract.write_json_atomic(path, finite(doc), allow_nan=False)
 
 
-def _plt() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def bar_chart(results: Sequence[dict[str, Any]], path: Path, title: str = "gs-bench") -> Path:
     """PNG with two panels: p50 latency (ms, log scale, p90 whisker) per artifact/runtime, and size (MB)."""
-    plt = _plt()
+    plt = figures.pyplot()
     labels = [f"{r['name']}\n[{r['runtime']}]" for r in results]
     p50 = np.array([r["latency_ms"]["p50"] for r in results], dtype=float)
     p90 = np.array([r["latency_ms"].get("p90") or r["latency_ms"]["p50"] for r in results], dtype=float)
@@ -88,20 +80,14 @@ def bar_chart(results: Sequence[dict[str, Any]], path: Path, title: str = "gs-be
     ax2.set_title("size")
     fig.suptitle(title)
     fig.tight_layout()
-    from compress.evaluate import save_figure
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    return save_figure(fig, path, dpi=100)
+    return figures.save_figure(fig, path, dpi=100)
 
 
 def image_grid(inputs: np.ndarray, columns: dict[str, np.ndarray], path: Path, max_rows: int = 4) -> Path:
     """PNG grid: one row per image, columns input | each output set (float NCHW in [-1, 1])."""
-    import torch
-
-    from compress.evaluate import save_grid
-
     cols = {"input": inputs, **columns}
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    return save_grid(Path(path), {k: torch.from_numpy(np.asarray(v, dtype=np.float32)) for k, v in cols.items()},
-                     max_rows=max_rows)
+    return figures.save_grid(Path(path), {k: np.asarray(v, dtype=np.float32) for k, v in cols.items()},
+                             max_rows=max_rows)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime_bench.demo import main as demo_main
+from pipeline.demo import main as demo_main
 
 pytestmark = pytest.mark.slow
 

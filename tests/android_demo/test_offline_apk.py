@@ -29,7 +29,7 @@ def run(*cmd: str, timeout: int = 120) -> str:
 def student_export(tmp_path_factory) -> dict:
     """The real default student (committed quick-preset result) exported by gs-export at 256x256."""
     from export.cli import main as export_main
-    from runtime_bench.ci_gate import STUDENT
+    from pipeline.ci_gate import STUDENT
 
     out = tmp_path_factory.mktemp("student_export")
     assert export_main([str(STUDENT), "--format", "tflite", "--size", "256", "--out", str(out), "--quiet"]) == 0

@@ -14,6 +14,7 @@ from PIL import Image
 from compress import data, photos_debian, photos_pip
 from compress.data import CropDataset, load_photo_folder, val_batch
 from compress.photo_types import DataError, DataWarning, PhotoEntry, PhotoSet
+from gs_contract import photos as gs_photos
 from gs_contract import sha256_file
 
 
@@ -75,7 +76,7 @@ def test_huge_image_downscaled_and_bomb_guard(tmp_path: Path, monkeypatch: pytes
     with pytest.warns(DataWarning, match="huge"):
         photos = load_photo_folder(tmp_path, max_short_side=None)
     assert max(photos.images[0].shape[:2]) == 8000 and photos.entries[0].width == 8100
-    monkeypatch.setattr(data, "MAX_DECODE_PIXELS", 1000)
+    monkeypatch.setattr(gs_photos, "MAX_DECODE_PIXELS", 1000)
     with pytest.warns(DataWarning, match="too large"), pytest.raises(DataError, match="none of the 1"):
         load_photo_folder(tmp_path)
 

@@ -30,7 +30,8 @@ def full_run(setup_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_run_writes_the_contract(full_run: Path) -> None:
-    for name in ("student.pt", "metrics.json", "samples.png", "train_log.csv", "checkpoints/last.pt", "photos.json"):
+    for name in ("student.pt", "metrics.json", "samples.png", "train_log.csv", "checkpoints/last.pt", "photos.json",
+                 "val_views.npz"):
         assert (full_run / name).is_file(), name
     m = json.loads((full_run / "metrics.json").read_text())
     assert m["student_macs"] < m["teacher_macs"] and m["student_params"] < m["teacher_params"]

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from runtime_bench import quality
-from runtime_bench.ci_gate import BASELINE_JSON
+from pipeline.ci_gate import BASELINE_JSON
 from runtime_bench.cli import main
 from runtime_bench.errors import BenchError
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from runtime_bench.pipeline_report import NA, fmt_count, plot_training, write_report
+from pipeline.report import NA, fmt_count, plot_training, write_report
 
 REPO = Path(__file__).resolve().parents[2]
 ENSURE_CHROMIUM = REPO / "runtime_bench" / "tools" / "ensure_chromium.sh"
@@ -193,14 +193,12 @@ def test_fmt_count(value: float | None, text: str) -> None:
     assert fmt_count(value) == text
 
 
-def test_grid_refuses_a_label_cache_that_would_run_code(tmp_path: Path) -> None:
-    """A pickle payload in RUN_DIR/cache/teacher_views.pt is refused in the report (one reason), never run."""
+def test_grid_refuses_val_views_that_would_run_code(tmp_path: Path) -> None:
+    """An object (pickle) array in RUN_DIR/val_views.npz is refused in the report (one reason), never run."""
     import os
     import shlex
 
-    import torch
-
-    from runtime_bench.pipeline_report import Sources, make_grid
+    from pipeline.report import Sources, make_grid
 
     marker = tmp_path / "ran"
 
@@ -208,9 +206,30 @@ def test_grid_refuses_a_label_cache_that_would_run_code(tmp_path: Path) -> None:
         def __reduce__(self) -> tuple:
             return os.system, (f"touch {shlex.quote(str(marker))}",)
 
-    (tmp_path / "run" / "cache").mkdir(parents=True)
-    torch.save({"val_inputs": Payload()}, tmp_path / "run" / "cache" / "teacher_views.pt")
+    (tmp_path / "run").mkdir()
+    payload = np.empty(1, dtype=object)
+    payload[0] = Payload()
+    np.savez(tmp_path / "run" / "val_views.npz", inputs=payload, teacher=payload)
     src = Sources(tmp_path / "run", tmp_path / "export", tmp_path / "bench.json", None, {"artifacts": []}, None)
     result = make_grid(src, tmp_path / "grid.png")
-    assert result.path is None and "refusing to execute code" in result.reason, result
+    assert result.path is None and "allow_pickle" in result.reason, result
     assert not marker.exists()
+
+
+def test_grid_without_val_views_says_why(tmp_path: Path) -> None:
+    from pipeline.report import Sources, make_grid
+
+    src = Sources(tmp_path / "run", tmp_path / "export", tmp_path / "bench.json", None, {"artifacts": []}, None)
+    result = make_grid(src, tmp_path / "grid.png")
+    assert result.path is None and "val_views.npz not found" in result.reason, result
+
+
+def test_val_views_round_trip(tmp_path: Path) -> None:
+    import gs_contract
+
+    rng = np.random.default_rng(0)
+    inputs, teacher = rng.uniform(-1, 1, (2, 3, 8, 8)), rng.uniform(-1, 1, (2, 3, 8, 8))
+    gs_contract.write_val_views(tmp_path / gs_contract.VAL_VIEWS_FILE, inputs, teacher)
+    got_in, got_t = gs_contract.read_val_views(tmp_path / gs_contract.VAL_VIEWS_FILE)
+    assert got_in.dtype == np.float32 and np.array_equal(got_in, inputs.astype(np.float32))
+    assert np.array_equal(got_t, teacher.astype(np.float32))

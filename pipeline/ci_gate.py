@@ -1,7 +1,7 @@
 """The CI cost gate for the default pipeline: export the committed student, count, compare.
 
-    python -m runtime_bench.ci_gate                 # count + compare with the committed baseline
-    python -m runtime_bench.ci_gate --update        # re-count and overwrite the committed baseline
+    python -m pipeline.ci_gate                 # count + compare with the committed baseline
+    python -m pipeline.ci_gate --update        # re-count and overwrite the committed baseline
 
 The committed student (`baselines/default_student.pt`, the quick preset's result on the default
 teacher) is exported to TFLite at 128x128 and every LiteRT artifact (student INT8, student fp32,
@@ -32,7 +32,7 @@ def measure(student: Path, work: Path) -> Path:
     """Export `student` (TFLite, SIZE px) and count its artifacts under qemu-aarch64; returns bench.json."""
     from export.cli import main as export_main
 
-    from .cli import main as bench_main
+    from runtime_bench.cli import main as bench_main
 
     export_dir = work / "export"
     if export_main([str(student), "--format", "tflite", "--size", str(SIZE), "--out", str(export_dir), "--quiet"]):
@@ -46,7 +46,7 @@ def measure(student: Path, work: Path) -> Path:
 
 def gate(report_dir: Path, baseline: Path = BASELINE_JSON, student: Path = STUDENT) -> int:
     """Measure now and compare with the baseline; 0 = no regression, 1 = regression, 2 = not comparable."""
-    from .cli import main as bench_main
+    from runtime_bench.cli import main as bench_main
 
     report_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="gs-ci-gate-") as tmp:
@@ -63,7 +63,7 @@ def update(student: Path = STUDENT, baseline: Path = BASELINE_JSON) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m runtime_bench.ci_gate", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m pipeline.ci_gate", description=__doc__.split("\n\n")[0])
     p.add_argument("--update", action="store_true", help="re-measure and overwrite the committed baseline")
     p.add_argument("--report-dir", type=Path, default=Path("ci-artifacts"))
     a = p.parse_args(argv)

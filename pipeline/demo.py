@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         _stage("gs-bench ARM count (qemu-aarch64, neoverse-n1)", arm_json, a.force,
                lambda: bench_main([str(export_dir), "--runtime", "tflite", "--target", "qemu-aarch64",
                                    "--no-kid", "--json", str(arm_json), "--out-dir", str(out / "bench_arm")]))
-    from runtime_bench.pipeline_report import write_report
+    from pipeline.report import write_report
 
     _stage("report", out / "report.html", a.force,
            lambda: write_report(out, run_dir, export_dir, out / "bench.json",

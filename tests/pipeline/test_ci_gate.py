@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from runtime_bench import arm, ci_gate
+from pipeline import ci_gate
+from runtime_bench import arm
 
 WHY = arm.why_unavailable()
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(WHY is not None, reason=f"aarch64 count unavailable: {WHY}")]
