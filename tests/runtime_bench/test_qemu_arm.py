@@ -19,7 +19,8 @@ from runtime_bench.cli import main
 from runtime_bench.errors import BenchError
 from runtime_bench.manifest import load_manifest, select_artifacts
 from runtime_bench.quality import load_images
-from runtime_bench.targets import LocalTarget, QemuTarget, Settings, observed_delegate
+from runtime_bench.qemu_target import QemuTarget, observed_delegate
+from runtime_bench.targets import LocalTarget, Settings
 
 WHY = arm.why_unavailable()
 needs_qemu = pytest.mark.skipif(WHY is not None, reason=f"aarch64 count unavailable: {WHY}")
