@@ -202,12 +202,29 @@ def guest_env(rootfs: Path, threads: int) -> dict[str, str]:
             "PYTHONPATH": os.pathsep.join([str(PACKAGE_DIR.parent), str(rootfs / SITE)])}
 
 
-def command(rootfs: Path, c: Core, args: list[str], plugin_out: Path | None) -> list[str]:
-    """``qemu-aarch64 -L VIEW -cpu MODEL [-plugin ...] ROOTFS/usr/bin/python3 ARGS``."""
-    cmd = [str(qemu_binary()), "-L", str(core_view(rootfs, c)), "-cpu", c.qemu_cpu]
-    if plugin_out is not None:
-        cmd += ["-plugin", f"{plugin_path()},out={plugin_out}"]
-    return cmd + [str(rootfs / "usr/bin/python3"), *args]
+@dataclass(frozen=True)
+class Emulator:
+    """Everything resolved once per bench run: the qemu binary and its version, the core's sysroot
+    view and the compiled plugin; ``command`` then builds each artifact's command line."""
+
+    qemu: Path
+    version: str
+    rootfs: Path
+    view: Path
+    core: Core
+    plugin: Path
+
+    @classmethod
+    def prepare(cls, rootfs: Path, c: Core) -> "Emulator":
+        """Check the sysroot, find qemu, make the core's view and compile the plugin (BenchError if not)."""
+        check_rootfs(rootfs)
+        exe = qemu_binary()
+        return cls(exe, qemu_version(exe), rootfs, core_view(rootfs, c), c, plugin_path())
+
+    def command(self, args: list[str], counts_out: Path) -> list[str]:
+        """``qemu-aarch64 -L VIEW -cpu MODEL -plugin PLUGIN,out=COUNTS ROOTFS/usr/bin/python3 ARGS``."""
+        return [str(self.qemu), "-L", str(self.view), "-cpu", self.core.qemu_cpu,
+                "-plugin", f"{self.plugin},out={counts_out}", str(self.rootfs / "usr/bin/python3"), *args]
 
 
 def cost_lines(results: list[dict[str, Any]]) -> list[str]:

@@ -44,13 +44,11 @@ class QemuTarget(Target):
     def __init__(self, rootfs: Path | None = None, core_name: str = arm.DEFAULT_CORE) -> None:
         self.rootfs = Path(rootfs or arm.DEFAULT_ROOTFS)
         self.core = arm.core(core_name)
+        self.emulator: arm.Emulator | None = None  # resolved by prepare()
         self.name = "qemu-aarch64"
 
     def prepare(self, work: Path) -> None:
-        arm.check_rootfs(self.rootfs)
-        self.qemu = arm.qemu_binary()
-        self.qemu_version = arm.qemu_version(self.qemu)
-        arm.plugin_path()
+        self.emulator = arm.Emulator.prepare(self.rootfs, self.core)
 
     def timeout(self, art: Artifact, s: Settings) -> float:
         """The artifact's time limit: --timeout, or more when its MACs need it."""
@@ -70,7 +68,8 @@ class QemuTarget(Target):
                 "--model", str(art.path), "--inputs", str(inputs), "--out-dir", str(out), "--threads", "1"]
         if s.size:
             args += ["--size", str(s.size[0]), str(s.size[1])]
-        cmd = arm.command(self.rootfs, self.core, args, counts_file)
+        assert self.emulator is not None, "prepare() first"
+        cmd = self.emulator.command(args, counts_file)
         limit = self.timeout(art, s)
         t0 = time.perf_counter()
         proc = _run(cmd, limit, f"qemu-aarch64 run of {art.name} (limit {limit:.0f} s from its MACs)",
@@ -85,6 +84,6 @@ class QemuTarget(Target):
         result["instructions_per_inference"] = float(counts["total"])
         result["instructions"] = {
             "method": "aarch64 instructions of one inference, load excluded (qemu TCG plugin, runtime_bench.arm)",
-            "counter": f"qemu-aarch64 {self.qemu_version} -cpu {self.core.qemu_cpu}", "core": self.core.name,
+            "counter": f"qemu-aarch64 {self.emulator.version} -cpu {self.core.qemu_cpu}", "core": self.core.name,
             "threads": 1, "classes": counts, "seconds": round(seconds, 1)}
         return result, outputs

@@ -20,11 +20,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .arm import MARK_SYSCALL
 from .remote_runner import run_worker, worker_parser
 from .runners import runner_for
 from .stats import summarize, versions
-
-MARK_SYSCALL = 0x6773  # runtime_bench.arm.MARK_SYSCALL; this module runs in the guest with numpy only
 
 
 def mark(libc: ctypes.CDLL, n: int) -> None:
