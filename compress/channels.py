@@ -129,6 +129,13 @@ def _slice_unit(old: StudentUnit, new: StudentUnit, out_idx: torch.Tensor, in_id
         conv_out = (out_idx[:, None] * 4 + torch.arange(4)).flatten()
     new.weight.data.copy_(old.weight.data[conv_out][:, in_idx])
     new.bias.data.copy_(old.bias.data[conv_out])
+    new.source = old.source[out_idx]
+    if old.image_norm is not None:
+        _copy_quant(old.conv_quant, new.conv_quant)
+        new.image_norm.load_state_dict(old.image_norm.state_dict())
+        for q_old, q_new in zip(old.image_norm.quantisers(), new.image_norm.quantisers()):
+            _copy_quant(q_old, q_new)
+        new.image_norm.quantise = old.image_norm.quantise
     for name in ("gamma", "beta", "mu", "sigma", "alive"):
         if hasattr(old, name) and getattr(old, name) is not None:
             getattr(new, name).data.copy_(getattr(old, name).data[out_idx])

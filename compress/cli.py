@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import NoReturn
 
-from .config import (MIN_CROP, PRESETS, TrainConfig, crop_size, eval_size, non_negative_float, non_negative_int,
+from .config import (MIN_CROP, NORMS, PRESETS, TrainConfig, crop_size, eval_size, non_negative_float, non_negative_int,
                      parse_macs, parse_params, positive_float, positive_int)
 from .errors import GsError
 
@@ -77,6 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lambda-gan", type=non_negative_float, help="weight of the LSGAN term")
     p.add_argument("--w-feat", type=non_negative_float,
                    help="weight of the teacher-encoder feature distance (0: pixel L1 only)")
+    p.add_argument("--norm", choices=NORMS,
+                   help="student normalisation: fixed (folded population statistics) or image (per-image "
+                        "standardisation of every normalised conv, trained from step 0)")
+    p.add_argument("--w-layer", type=non_negative_float,
+                   help="weight of layer-wise distillation: every unit's pre-activation against the teacher's "
+                        "on the kept channels (0: off)")
     p.add_argument("--seed", type=int, help="random seed")
     p.add_argument("--device", choices=["cpu", "cuda"], help="training device (may change on --resume)")
     p.add_argument("--threads", type=positive_int, help="torch CPU threads (may change on --resume)")

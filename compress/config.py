@@ -9,6 +9,10 @@ from typing import Callable
 from .errors import GsError
 
 G = 2 ** 30  # the paper's "G" of MACs
+# how a student normalises (compress/student.py): folded population statistics, the INT8 per-image
+# normalisation (compress/image_norm.py), or its float upper bound (exact InstanceNorm; not exportable)
+FIXED_NORM, IMAGE_NORM, EXACT_IMAGE_NORM = "fixed", "image", "image-exact"
+NORMS = (FIXED_NORM, IMAGE_NORM, EXACT_IMAGE_NORM)
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,8 @@ class TrainConfig:
     weight_decay: float = 0.0
     beta: float = 20.0           # distillation weight (reference)
     w_feat: float = 1.0          # teacher-encoder feature distance inside L_dist
+    w_layer: float = 0.0         # layer-wise distillation inside L_dist (every unit vs the teacher's channel)
+    norm: str = "fixed"          # student normalisation: "fixed" (folded) or "image" (per image, student.py)
     lambda_gan: float = 0.05
     rho: float = 0.01            # L1 weight of the channel scales (proximal step)
     target_macs: float | None = None   # absolute MACs at eval_size; None -> target_ratio * teacher

@@ -17,7 +17,7 @@ bottom, 2x2 conv to 4*C channels, depth-to-space): plain int8 CONV_2D + DEPTH_TO
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import torch
@@ -25,11 +25,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from .colour import ColourHead
+from .config import EXACT_IMAGE_NORM, FIXED_NORM
+from .image_norm import ImageNorm
 from .macs import count_spec_macs
 from .quant import INPUT_SCALE, TANH_SCALE, ActQuant, fake_quant_weight
 from .zoo.spec import GeneratorSpec, UnitSpec
 
 TRUNK = "trunk"
+NORM_KEY = "student_norm"          # GeneratorSpec.extra key: how the student normalises
 NORM_EPS = 1e-5
 Grade = Callable[[torch.Tensor], torch.Tensor]
 
@@ -64,9 +67,11 @@ class ChannelGroup:
 class StudentUnit(nn.Module):
     """One foldable conv (+norm +act) with per-channel weight and per-tensor activation fake-quant."""
 
-    def __init__(self, spec: UnitSpec, prunable: bool, in_trunk: bool) -> None:
+    def __init__(self, spec: UnitSpec, prunable: bool, in_trunk: bool, norm: str = FIXED_NORM) -> None:
         super().__init__()
         self.spec = spec
+        # a per-image normalisation of the conv output instead of the folded fixed norm
+        self.image_norm = ImageNorm(exact=norm == EXACT_IMAGE_NORM) if spec.norm and norm != FIXED_NORM else None
         self.prunable = prunable  # its gamma is a GS channel scale with its own group
         self.in_trunk = in_trunk  # its output is multiplied by the shared trunk gate
         conv_out = spec.out_ch * 4 if spec.kind == "up" else spec.out_ch
@@ -80,6 +85,9 @@ class StudentUnit(nn.Module):
             self.register_buffer("mu", torch.zeros(spec.out_ch))
             self.register_buffer("sigma", torch.ones(spec.out_ch))
         self.register_buffer("alive", torch.ones(spec.out_ch))
+        self.conv_quant = ActQuant() if self.image_norm is not None else None  # int8 conv output before the norm
+        self.source = torch.arange(spec.out_ch)  # the teacher channel of each output channel (not saved)
+        self.taps: dict[str, torch.Tensor] | None = None  # when set, forward records its pre-activation
         self.pre_quant = ActQuant() if spec.act == "tanh" else None
         self.out_quant = ActQuant(fixed=(TANH_SCALE, 0)) if spec.act == "tanh" else ActQuant()
         self.quantise = True
@@ -127,15 +135,43 @@ class StudentUnit(nn.Module):
         self.mu.copy_(raw.mean(dim=(0, 2, 3)))
         self.sigma.copy_(torch.sqrt(raw.var(dim=(2, 3), unbiased=False).mean(0) + NORM_EPS))
 
+    def image_normalised(self, x: torch.Tensor, gate: torch.Tensor | None,
+                         in_alive: torch.Tensor | None) -> torch.Tensor:
+        """conv -> per-image, per-channel standardisation -> GS scale and shift (masked, gated).
+
+        The conv carries the fixed norm's 1/sigma and -mu/sigma so every channel enters the int8
+        grid at about unit variance (the exact form rescales eps to match: at init it is the
+        teacher's InstanceNorm). The scale and shift are a 1x1 depthwise conv when exported: one
+        int8 weight per channel, exact on its per-channel grid, so it needs no fake quantiser.
+        """
+        inv = 1.0 / self.sigma
+        w_scale, b_shift = inv, -self.mu * inv
+        if self.spec.kind == "up":
+            w_scale, b_shift = w_scale.repeat_interleave(4), b_shift.repeat_interleave(4)
+        weight = self.weight * w_scale[:, None, None, None]
+        if in_alive is not None:
+            weight = weight * in_alive[None, :, None, None]
+        if self.quantise:
+            weight = fake_quant_weight(weight)
+        z = self.conv_quant(self.conv(x, weight, self.bias * w_scale + b_shift))
+        n = self.image_norm(z, NORM_EPS * inv * inv)
+        m = self.alive if gate is None else self.alive * gate
+        return n * (self.gamma * m)[None, :, None, None] + (self.beta * m)[None, :, None, None]
+
     def forward(self, x: torch.Tensor, gate: torch.Tensor | None = None,
                 in_alive: torch.Tensor | None = None, grade: Grade | None = None) -> torch.Tensor:
         """`grade`: applied to the quantised pre-activation of the tanh head (the colour head)."""
         if self.calibrating and self.spec.norm:
             self.calibrate_norm(x)
-        weight, bias = self.folded(gate, in_alive)
-        if self.quantise:
-            weight = fake_quant_weight(weight)
-        y = self.conv(x, weight, bias)
+        if self.image_norm is not None:
+            y = self.image_normalised(x, gate, in_alive)
+        else:
+            weight, bias = self.folded(gate, in_alive)
+            if self.quantise:
+                weight = fake_quant_weight(weight)
+            y = self.conv(x, weight, bias)
+        if self.taps is not None:
+            self.taps[self.spec.name] = y
         if self.spec.act == "relu":
             y = torch.relu(y)
         elif self.spec.act == "tanh":
@@ -150,10 +186,11 @@ class StudentGenerator(nn.Module):
     def __init__(self, spec: GeneratorSpec) -> None:
         super().__init__()
         self.gen_spec = spec
+        self.norm = spec.extra.get(NORM_KEY, FIXED_NORM)
         trunk_units = {spec.stem[-1].name} | {b.name for _, b in spec.blocks}
         self.units = nn.ModuleDict({
             u.name.replace(".", "_"): StudentUnit(u, prunable=u.norm and u.name not in trunk_units,
-                                                  in_trunk=u.name in trunk_units)
+                                                  in_trunk=u.name in trunk_units, norm=self.norm)
             for u in spec.units()
         })
         trunk_ch = spec.stem[-1].out_ch
@@ -231,6 +268,13 @@ class StudentGenerator(nn.Module):
             total += cout * mult * (cin * k * k + 1)
         return total
 
+    def record_taps(self, on: bool) -> dict[str, torch.Tensor] | None:
+        """Start (a fresh dict filled by the next forward: unit name -> pre-activation) or stop."""
+        taps: dict[str, torch.Tensor] | None = {} if on else None
+        for m in self.units.values():
+            m.taps = taps
+        return taps
+
     # ----- forward -----
     def input_alive(self) -> dict[str, torch.Tensor | None]:
         """Per unit, the alive mask of its input channels (None: input not prunable)."""
@@ -286,9 +330,12 @@ class StudentGenerator(nn.Module):
             self.train(was_training)
 
 
-def student_from_teacher(teacher: nn.Module, calibration_images: torch.Tensor | None = None) -> StudentGenerator:
-    """Build a student with the teacher's weights (ConvTranspose turned sub-pixel, norms frozen)."""
+def student_from_teacher(teacher: nn.Module, calibration_images: torch.Tensor | None = None,
+                         norm: str = FIXED_NORM) -> StudentGenerator:
+    """Build a student with the teacher's weights (ConvTranspose turned sub-pixel, norms frozen or per image)."""
     spec = teacher.spec()
+    if norm != FIXED_NORM:
+        spec = replace(spec, extra={**spec.extra, NORM_KEY: norm})
     student = StudentGenerator(spec)
     modules = teacher.unit_modules()
     with torch.no_grad():

@@ -28,6 +28,7 @@ from .config import G, TrainConfig, check_config
 from .distributed import all_reduce_grads, init_distributed
 from .errors import GsError
 from .evaluate import evaluate_student, save_grid
+from .layer_distill import LayerDistillation
 from .macs import count_module_macs, count_params, count_spec_macs
 from .objective import FeatureDistance, GSObjective, PatchDiscriminator, ReplayBuffer
 from .photo_types import PhotoSet
@@ -87,6 +88,7 @@ class Trainer:
         self.target: float | None = None         # MAC budget at the eval size (None: no pruning)
         self.target_params: float | None = None
         self.objective: GSObjective | None = None
+        self.layers: LayerDistillation | None = None   # layer-wise distillation (cfg.w_layer > 0)
         self.state: TrainState | None = None
         self.last_val_images: torch.Tensor | None = None  # the student's val outputs at the last evaluate()
 
@@ -123,6 +125,7 @@ class Trainer:
             cfg.target_params_ratio * self.teacher_params if cfg.target_params_ratio and self.target is not None
             else None)
         self.full_student_params = StudentGenerator(self.teacher.model.spec()).slim_params()
+        self.layers = LayerDistillation(self.teacher.model) if cfg.w_layer > 0 else None
         self.objective = GSObjective(FeatureDistance(self.teacher.model.encoder()) if cfg.w_feat > 0 else None,
                                      cfg.beta, cfg.w_feat, cfg.lambda_gan if cfg.gan else 0.0).to(self.device)
         if self.resume and self.ckpt_path.is_file():
@@ -139,7 +142,7 @@ class Trainer:
         cfg = self.cfg
         torch.manual_seed(cfg.seed)
         calib = self.views["inputs"][:16].float()
-        student = student_from_teacher(self.teacher.model, calib).train()
+        student = student_from_teacher(self.teacher.model, calib, norm=cfg.norm).train()
         disc = PatchDiscriminator(ndf=cfg.ndf) if cfg.gan else None
         opt_w, opt_gamma = make_optimizers(student, cfg)
         opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr_d, betas=(0.5, 0.999)) if disc else None
@@ -165,8 +168,13 @@ class Trainer:
                     g["lr"] = base * factor
         sample = bank_batch if cfg.bank_views else sample_batch
         x, y_t = (t.to(self.device) for t in sample(self.views, cfg, step, self.dist.rank))
+        taps = st.student.record_taps(self.layers is not None)
         y_s = st.student(x)
+        st.student.record_taps(False)
         terms = self.objective.generator_terms(y_s, y_t, st.disc)
+        if self.layers is not None:
+            terms["layer"] = self.layers.loss(st.student, taps, self.layers.teacher_activations(x))
+            terms["total"] = terms["total"] + cfg.beta * cfg.w_layer * terms["layer"]
         if not torch.isfinite(terms["total"]):
             raise TrainingDiverged(
                 f"loss became {terms['total'].item()} at step {step}; the last good checkpoint "

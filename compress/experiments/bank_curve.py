@@ -39,7 +39,7 @@ def row(run_dir: Path, views: int, seed: int) -> dict[str, Any]:
     fq = q["fakequant"]["psnr_per_image"]
     return {"views": views or 96, "bank": bool(views), "seed": seed, "fakequant_db": q["fakequant"]["psnr"],
             "fp32_db": q["fp32"]["psnr"], "fakequant_no_head_db": (head.get("fakequant") or {}).get("psnr"),
-            "worst_db": min(fq), "below_identity": sum(a < b for a, b in zip(fq, identity)),
+            "worst_db": min(fq), "below_identity": sum(a < b for a, b in zip(fq, identity)), "photos": len(fq),
             "identity_db": q["identity_baseline"]["psnr"]}
 
 
@@ -50,7 +50,7 @@ def to_markdown(rows: list[dict[str, Any]]) -> str:
         kind = "bank, whole views" if r["bank"] else "quick preset crops"
         no_head = f"{r['fakequant_no_head_db']:.2f}" if r["fakequant_no_head_db"] is not None else "n/a"
         lines.append(f"| {r['views']} ({kind}) | {r['seed']} | {r['fakequant_db']:.2f} | {r['fp32_db']:.2f} | "
-                     f"{no_head} | {r['worst_db']:.2f} | {r['below_identity']} of 8 |")
+                     f"{no_head} | {r['worst_db']:.2f} | {r['below_identity']} of {r['photos']} |")
     return "\n".join(lines) + "\n"
 
 

@@ -1,0 +1,77 @@
+"""Ablation of the quality levers on the label bank: quick-preset runs, each lever by name, several seeds.
+
+    python -m compress.experiments.levers --out runs/levers [--variants fixed image image+layer] \\
+        [--seeds 0 1] [--bank-views 2000] [--jobs 1] [-- extra gs-compress flags]
+
+Each (variant, seed) is one `gs-compress --preset quick --bank-views N --seed S <variant flags>` run in
+OUT/<variant>_s<S>; finished runs (their metrics.json exists) are reused. Writes OUT/table.md and
+OUT/table.json: PSNR vs the teacher on the val photos with and without the colour head, the worst
+photo and how many photos score below their identity.
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from gs_contract import write_json_atomic, write_text_atomic
+
+from .bank_curve import row
+
+VARIANTS: dict[str, list[str]] = {
+    "fixed": [],                                                        # the folded population norm
+    "fixed+layer": ["--w-layer", "0.5"],                                # + layer-wise distillation
+    "image": ["--norm", "image"],                                       # INT8 per-image normalisation
+    "image+layer": ["--norm", "image", "--w-layer", "0.5"],
+    "image-exact": ["--norm", "image-exact"],                           # its float upper bound
+    "image-exact+layer": ["--norm", "image-exact", "--w-layer", "0.5"],
+}
+
+
+def run_one(out: Path, variant: str, seed: int, bank_views: int, threads: int, extra: list[str]) -> Path:
+    run_dir = out / f"{variant}_s{seed}"
+    if not (run_dir / "metrics.json").exists():
+        cmd = [sys.executable, "-m", "compress.cli", "--out", str(run_dir), "--seed", str(seed),
+               "--threads", str(threads), "--no-progress", "--bank-views", str(bank_views),
+               *VARIANTS[variant], *extra]
+        with open(out / f"{variant}_s{seed}.log", "w") as log:
+            subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT)
+    return run_dir
+
+
+def to_markdown(rows: list[dict[str, Any]]) -> str:
+    lines = ["| variant | seed | fake-quant dB | fp32 dB | fake-quant, no head | worst photo | below identity |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        no_head = f"{r['fakequant_no_head_db']:.2f}" if r["fakequant_no_head_db"] is not None else "n/a"
+        lines.append(f"| {r['variant']} | {r['seed']} | {r['fakequant_db']:.2f} | {r['fp32_db']:.2f} | {no_head} | "
+                     f"{r['worst_db']:.2f} | {r['below_identity']} of {r['photos']} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m compress.experiments.levers", description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=["fixed", "image", "image+layer"])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    p.add_argument("--bank-views", type=int, default=2000)
+    p.add_argument("--jobs", type=int, default=1, help="runs in parallel (each gets 2 // jobs threads, at least 1)")
+    p.add_argument("extra", nargs="*", help="more gs-compress flags for every run (after --)")
+    a = p.parse_args(argv)
+    a.out.mkdir(parents=True, exist_ok=True)
+    grid = [(v, s) for v in a.variants for s in a.seeds]
+    threads = max(1, 2 // a.jobs)
+    with ThreadPoolExecutor(max_workers=a.jobs) as pool:
+        dirs = list(pool.map(lambda vs: run_one(a.out, vs[0], vs[1], a.bank_views, threads, a.extra), grid))
+    rows = [{**row(d, a.bank_views, s), "variant": v} for d, (v, s) in zip(dirs, grid)]
+    write_json_atomic(a.out / "table.json", rows)
+    write_text_atomic(a.out / "table.md", to_markdown(rows))
+    print(to_markdown(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
