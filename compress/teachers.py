@@ -19,8 +19,8 @@ from gs_contract import atomic_path, sha256_file
 
 from .cache import cache_dir
 from .errors import TeacherError
-from .zoo import load_generator
-from .zoo.cartoongan import RGBAdapter
+from .zoo import available_archs, load_generator
+from .zoo.rgb import RGBAdapter
 
 DEFAULT_PACKAGE = "vintagify==0.1.2"
 DEFAULT_MEMBER = "vintagify/resources/G_A2B_epoch33.pth"
@@ -88,9 +88,9 @@ def load_teacher(source: str = "default", arch: str | None = None, fetch: bool =
     else:
         path = Path(source)
         if arch is None:
-            raise TeacherError("--arch cyclegan|cartoongan is required with --teacher PATH")
+            raise TeacherError(f"--arch {'|'.join(available_archs())} is required with --teacher PATH")
     model = load_generator(arch, path)
-    if model.spec().input_bgr:
+    if model.bgr_io:
         model = RGBAdapter(model).eval()
     for p in model.parameters():
         p.requires_grad_(False)

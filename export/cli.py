@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from compress.errors import GsError
+from compress.zoo import available_archs
 
 from .errors import ExportError
 from .formats import FORMATS
@@ -44,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--android", type=Path, default=None, metavar="APP_DIR",
                    help="also install the INT8 .tflite and manifest.json into this Android app project")
     p.add_argument("--teacher", type=Path, default=None, help="teacher checkpoint (default: the one recorded in student.pt)")
-    p.add_argument("--arch", choices=("cyclegan", "cartoongan"), default=None,
+    p.add_argument("--arch", choices=available_archs(), default=None,
                    help="architecture of --teacher (the student must be the same)")
     p.add_argument("--images", type=Path, default=None, help="validation photos (default: scikit-image samples); unreadable files are "
                    "skipped with a warning")

@@ -23,7 +23,6 @@ from compress.macs import count_module_macs, count_params
 from compress.quant import set_quantisation
 from compress.student import StudentGenerator
 from compress.teachers import Teacher, load_teacher
-from compress.zoo.cartoongan import RGBAdapter
 from gs_contract import PSNR_CONVENTION, psnr
 
 from .errors import ExportError
@@ -78,9 +77,9 @@ def resolve_teacher(payload: dict, path: Path | None, arch: str | None) -> Teach
 
 
 def teacher_forward(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """The original teacher module on RGB input, returning RGB (a bare BGR zoo model is flipped around;
-    `load_teacher` already wraps BGR teachers in `RGBAdapter`)."""
-    bgr = model.spec().input_bgr and not isinstance(model, RGBAdapter)
+    """The original teacher module on RGB input, returning RGB (a bare BGR zoo model, `bgr_io`, is
+    flipped around; `load_teacher` already wraps BGR teachers in `RGBAdapter`)."""
+    bgr = model.bgr_io
     with torch.no_grad():
         y = model(x.flip(1) if bgr else x)
     return y.flip(1) if bgr else y

@@ -21,9 +21,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from compress.errors import UnsupportedNormError
 from compress.quant import ActQuant
 from compress.student import TRUNK, StudentGenerator
-from compress.zoo.spec import GeneratorSpec, UnitSpec
+from compress.zoo.spec import Generator, GeneratorSpec, UnitSpec, fold_colour_order
 
 from .errors import ExportError
 from .graph import ColourGrade, ExportGraph, InstanceNorm, Layer, QParams
@@ -85,32 +86,31 @@ def slim_colour(student: StudentGenerator) -> ColourGrade | None:
                        head.wt.clone().float(), head.bt.clone().float(), *quants)
 
 
-def _teacher_norm(module: nn.Module | None) -> InstanceNorm | None:
+def _teacher_norm(teacher: Generator, module: nn.Module | None) -> InstanceNorm | None:
+    """The teacher's own reading of its norm module (the exported graph runs instance norms only)."""
     if module is None:
         return None
-    if isinstance(module, nn.InstanceNorm2d) and not module.track_running_stats and module.affine:
-        return InstanceNorm(module.weight.detach().clone(), module.bias.detach().clone(), float(module.eps))
-    if type(module).__name__ == "InstanceNormalization":  # CartoonGAN's port
-        return InstanceNorm(module.scale.detach().clone(), module.shift.detach().clone(), float(module.eps))
-    raise ExportError(f"unsupported teacher normalisation {type(module).__name__} (instance norm expected)")
+    try:
+        affine = teacher.norm_affine(module)
+    except UnsupportedNormError as err:
+        raise ExportError(str(err)) from err
+    return InstanceNorm(affine.gamma.detach().clone(), affine.beta.detach().clone(), affine.eps)
 
 
-def _teacher_layer(u: UnitSpec, conv: nn.Module, norm: nn.Module | None, spec: GeneratorSpec) -> Layer:
+def _teacher_layer(teacher: Generator, u: UnitSpec, conv: nn.Module, norm: nn.Module | None,
+                   spec: GeneratorSpec) -> Layer:
     weight, bias = conv.weight.detach().clone().float(), conv.bias.detach().clone().float()
-    if spec.input_bgr and u is spec.stem[0]:
-        weight = weight.flip(1)  # take RGB, as every exported model does (docs/CONTRACTS.md)
-    if spec.input_bgr and u.act == "tanh":
-        weight, bias = weight.flip(0), bias.flip(0)  # and return RGB
+    weight, bias = fold_colour_order(spec, u, weight, bias)  # RGB in and out (docs/CONTRACTS.md)
     kind = "convT" if u.kind == "up" else "conv"
-    return Layer(u.name, kind, weight, bias, u.stride, u.pad, u.pad_mode, u.act, _teacher_norm(norm))
+    return Layer(u.name, kind, weight, bias, u.stride, u.pad, u.pad_mode, u.act, _teacher_norm(teacher, norm))
 
 
 @torch.no_grad()
-def teacher_graph(teacher: nn.Module) -> ExportGraph:
+def teacher_graph(teacher: Generator) -> ExportGraph:
     """The teacher as it is (instance norms, ConvTranspose), RGB in and out, fp32 only."""
     spec = teacher.spec()
     modules = teacher.unit_modules()
-    layers = {u.name: _teacher_layer(u, *modules[u.name], spec) for u in spec.units()}
+    layers = {u.name: _teacher_layer(teacher, u, *modules[u.name], spec) for u in spec.units()}
     return _assemble(spec, layers)
 
 

@@ -1,42 +1,65 @@
-"""Generator registry (in the spirit of timm's `create_model`): name -> builder + checkpoint loader."""
+"""Generator registry (in the spirit of timm's `create_model`): name -> generator class + checkpoint loader.
+
+A registered class implements `spec.Generator`; everything architecture-specific (key layout,
+config inference, norm modules, colour order) is asked of it, so adding an architecture is one zoo
+module and one line in `_REGISTRY`. Entries are "module:Class" paths imported on first use, so
+listing the architectures (the CLIs' --arch choices) does not import torch.
+"""
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
-from typing import Callable
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING
 
 from ..errors import CheckpointError
-from ..safeload import load_plain
-from .cartoongan import CartoonGANGenerator
-from .cyclegan import ResnetGenerator
-from .spec import GeneratorSpec, UnitSpec
+from .spec import Generator, GeneratorSpec, UnitSpec
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 TEACHER_REMEDY = "Pass a generator state dict saved with torch.save(model.state_dict(), PATH)."
 
-_REGISTRY: dict[str, Callable[..., nn.Module]] = {
-    "cyclegan": ResnetGenerator,
-    "cartoongan": CartoonGANGenerator,
+_REGISTRY: dict[str, str | type[Generator]] = {
+    "cyclegan": "compress.zoo.cyclegan:ResnetGenerator",
+    "cartoongan": "compress.zoo.cartoongan:CartoonGANGenerator",
 }
 
-__all__ = ["GeneratorSpec", "UnitSpec", "available_archs", "create_generator", "load_generator",
-           "load_state_into", "read_checkpoint"]
+__all__ = ["Generator", "GeneratorSpec", "UnitSpec", "available_archs", "create_generator", "generator_class",
+           "infer_config", "load_generator", "load_state_into", "read_checkpoint", "register_arch"]
 
 
 def available_archs() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def create_generator(arch: str, **kwargs: object) -> nn.Module:
-    """Build a generator with random weights; kwargs go to the builder (e.g. n_blocks, ngf)."""
+def register_arch(name: str, generator: str | type[Generator]) -> None:
+    """Make `name` buildable and loadable: a Generator class, or its "module:Class" path."""
+    _REGISTRY[name] = generator
+
+
+def generator_class(arch: str) -> type[Generator]:
+    """The class registered as `arch` (its module imported now if it is given as a path)."""
     if arch not in _REGISTRY:
         raise CheckpointError(f"unknown architecture '{arch}' (choose from {', '.join(available_archs())})")
-    return _REGISTRY[arch](**kwargs)
+    entry = _REGISTRY[arch]
+    if isinstance(entry, str):
+        module, _, name = entry.partition(":")
+        entry = getattr(importlib.import_module(module), name)
+    return entry
+
+
+def create_generator(arch: str, **kwargs: object) -> nn.Module:
+    """Build a generator with random weights; kwargs go to its constructor (e.g. n_blocks, ngf)."""
+    return generator_class(arch)(**kwargs)
 
 
 def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
     """Read a state dict saved by the original code (plain dict, or wrapped in 'state_dict'/'model')."""
+    import torch  # here, so that importing the registry stays torch-free
+
+    from ..safeload import load_plain
+
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
@@ -73,16 +96,7 @@ def load_state_into(model: nn.Module, state: dict[str, torch.Tensor], source: st
 
 def infer_config(arch: str, state: dict[str, torch.Tensor]) -> dict[str, int]:
     """Read width and block count from an original checkpoint, so any size loads."""
-    state = create_generator(arch).canonical_keys(state) if arch == "cyclegan" else state
-    if arch == "cyclegan":
-        w = state.get("model.1.weight")
-        blocks = {k.split(".")[1] for k in state if ".conv_block." in k}
-        if w is None:
-            return {}
-        return {"ngf": int(w.shape[0]), "n_blocks": len(blocks)}
-    w = state.get("conv01_1.weight")
-    blocks = {k[4:6] for k in state if k.startswith("conv") and k[6:8] == "_1" and k[4:6].isdigit() and int(k[4:6]) >= 4}
-    return {"ngf": int(w.shape[0]), "n_blocks": len(blocks)} if w is not None else {}
+    return generator_class(arch).infer_config(state)
 
 
 def load_generator(arch: str, path: Path) -> nn.Module:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .spec import GeneratorSpec, UnitSpec
+from .spec import GeneratorSpec, NormAffine, UnitSpec, unsupported_norm
 
 
 class InstanceNormalization(nn.Module):
@@ -38,6 +38,8 @@ class InstanceNormalization(nn.Module):
 
 class CartoonGANGenerator(nn.Module):
     """7x7 conv -> (s2 conv + conv) x2 -> n residual blocks -> (ConvT + conv) x2 -> 7x7 conv -> tanh."""
+
+    bgr_io = True
 
     def __init__(self, n_blocks: int = 8, ngf: int = 64) -> None:
         super().__init__()
@@ -109,7 +111,7 @@ class CartoonGANGenerator(nn.Module):
             UnitSpec("up2", "conv", c1, c1, 3, 1, 1, "zero", True, "relu"),
             UnitSpec("head", "conv", c1, 3, 7, 1, 3, "reflect", False, "tanh"),
         )
-        return GeneratorSpec("cartoongan", stem, blocks, tail, input_bgr=True)
+        return GeneratorSpec("cartoongan", stem, blocks, tail, input_bgr=self.bgr_io)
 
     def unit_modules(self) -> dict[str, tuple[nn.Module, nn.Module | None]]:
         out: dict[str, tuple[nn.Module, nn.Module | None]] = {
@@ -129,9 +131,22 @@ class CartoonGANGenerator(nn.Module):
         """Stem + first downsampling stage as a frozen feature net (takes RGB, like the student)."""
         return _CartoonEncoder(self)
 
+    def norm_affine(self, norm: nn.Module) -> NormAffine:
+        if isinstance(norm, InstanceNormalization):
+            return NormAffine(norm.scale, norm.shift, float(norm.eps))
+        raise unsupported_norm(norm)
+
     @staticmethod
     def canonical_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return dict(state)
+
+    @staticmethod
+    def infer_config(state: dict[str, torch.Tensor]) -> dict[str, int]:
+        """Width from the first conv, block count from the `convNN_1` keys of the residual blocks (NN >= 04)."""
+        w = state.get("conv01_1.weight")
+        blocks = {k[4:6] for k in state
+                  if k.startswith("conv") and k[6:8] == "_1" and k[4:6].isdigit() and int(k[4:6]) >= 4}
+        return {"ngf": int(w.shape[0]), "n_blocks": len(blocks)} if w is not None else {}
 
 
 class _CartoonEncoder(nn.Module):
@@ -143,23 +158,3 @@ class _CartoonEncoder(nn.Module):
         g = self.gen
         y = torch.relu(g.in01_1(g.conv01_1(g.refpad01_1(x.flip(1)))))
         return torch.relu(g.in02_1(g.conv02_2(g.conv02_1(y))))
-
-
-class RGBAdapter(nn.Module):
-    """Presents a BGR generator as RGB in, RGB out (the project's pixel convention)."""
-
-    def __init__(self, gen: nn.Module) -> None:
-        super().__init__()
-        self.gen = gen
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.gen(x.flip(1)).flip(1)
-
-    def spec(self) -> GeneratorSpec:
-        return self.gen.spec()
-
-    def unit_modules(self) -> dict:
-        return self.gen.unit_modules()
-
-    def encoder(self) -> nn.Module:
-        return self.gen.encoder()

@@ -11,7 +11,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from .spec import GeneratorSpec, UnitSpec
+from .spec import GeneratorSpec, NormAffine, UnitSpec, unsupported_norm
 
 NormKind = Literal["instance", "batch", "none"]
 
@@ -22,6 +22,13 @@ def _norm(kind: NormKind, ch: int) -> nn.Module:
     if kind == "batch":
         return nn.BatchNorm2d(ch)
     return nn.Identity()
+
+
+def instance_norm_affine(norm: nn.Module) -> NormAffine:
+    """`nn.InstanceNorm2d(affine=True)` (per-image statistics) as a NormAffine; other norms are refused."""
+    if isinstance(norm, nn.InstanceNorm2d) and not norm.track_running_stats and norm.affine:
+        return NormAffine(norm.weight, norm.bias, float(norm.eps))
+    raise unsupported_norm(norm)
 
 
 class ResnetBlock(nn.Module):
@@ -40,6 +47,8 @@ class ResnetBlock(nn.Module):
 
 class ResnetGenerator(nn.Module):
     """7x7 conv -> 2 stride-2 convs -> n residual blocks -> 2 ConvTranspose -> 7x7 conv -> tanh."""
+
+    bgr_io = False
 
     def __init__(self, input_nc: int = 3, output_nc: int = 3, ngf: int = 64, n_blocks: int = 9,
                  norm: NormKind = "instance") -> None:
@@ -101,7 +110,18 @@ class ResnetGenerator(nn.Module):
         """The first two conv stages (stem + first downsampling), used as a frozen feature net."""
         return nn.Sequential(*list(self.model)[:7])
 
+    def norm_affine(self, norm: nn.Module) -> NormAffine:
+        return instance_norm_affine(norm)
+
     @staticmethod
     def canonical_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Map re-implementations' `.block.` keys onto upstream `.conv_block.` keys."""
         return {k.replace(".block.", ".conv_block."): v for k, v in state.items()}
+
+    @staticmethod
+    def infer_config(state: dict[str, torch.Tensor]) -> dict[str, int]:
+        """Width from the stem conv, block count from the residual blocks' keys."""
+        state = ResnetGenerator.canonical_keys(state)
+        w = state.get("model.1.weight")
+        blocks = {k.split(".")[1] for k in state if ".conv_block." in k}
+        return {"ngf": int(w.shape[0]), "n_blocks": len(blocks)} if w is not None else {}

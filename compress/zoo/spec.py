@@ -4,11 +4,22 @@ Both zoo generators (CycleGAN ResnetGenerator, CartoonGAN) describe themselves a
 `GeneratorSpec`: a stem of conv units, a trunk of residual blocks (two units each) and a tail of
 units. The student, the channel groups, the MAC counter and the exporter all work on this one
 description, so none of them needs to know which original architecture they came from.
+
+`Generator` is the protocol a zoo generator implements; what differs between architectures (key
+layout, config inference, norm modules, colour order) is answered by the generator itself, so a new
+architecture is one zoo module plus one registry line. This module imports no torch (the CLIs list
+the registry without it).
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, Protocol
+
+from ..errors import UnsupportedNormError
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 UnitKind = Literal["conv", "up"]
 Activation = Literal["relu", "none", "tanh"]
@@ -69,3 +80,66 @@ class GeneratorSpec:
             input_bgr=d.get("input_bgr", False),
             extra=dict(d.get("extra", {})),
         )
+
+
+@dataclass(frozen=True)
+class NormAffine:
+    """A per-image (instance) norm: y = (x - mean) / sqrt(var + eps) * gamma + beta, per channel."""
+
+    gamma: "torch.Tensor"
+    beta: "torch.Tensor"
+    eps: float
+
+
+class Generator(Protocol):
+    """What a zoo generator (an `nn.Module`) provides to the student, the MAC counter and the exporter."""
+
+    config: dict  # the constructor's keyword arguments
+    bgr_io: bool  # forward() takes and returns BGR (spec().input_bgr describes the weights instead)
+
+    def __call__(self, x: "torch.Tensor") -> "torch.Tensor":
+        """The original network on [-1, 1] images in its own colour order."""
+
+    def spec(self) -> GeneratorSpec:
+        """The generic unit description; `input_bgr` when the weights read and write BGR."""
+
+    def unit_modules(self) -> dict[str, tuple["nn.Module", "nn.Module | None"]]:
+        """Unit name -> (conv or ConvTranspose, norm or None), for every unit of `spec()`."""
+
+    def encoder(self) -> "nn.Module":
+        """A frozen feature net on RGB input (the distillation's feature distance)."""
+
+    def norm_affine(self, norm: "nn.Module") -> NormAffine:
+        """The affine of one of its norm modules; UnsupportedNormError when it is not per-image."""
+
+    @staticmethod
+    def canonical_keys(state: dict[str, "torch.Tensor"]) -> dict[str, "torch.Tensor"]:
+        """A checkpoint's keys mapped onto this module's own key layout."""
+
+    @staticmethod
+    def infer_config(state: dict[str, "torch.Tensor"]) -> dict[str, int]:
+        """Constructor arguments (width, block count) read from a checkpoint, so any size loads."""
+
+
+def unsupported_norm(norm: "nn.Module") -> UnsupportedNormError:
+    """The error a generator's `norm_affine` raises for a module without a per-image affine."""
+    return UnsupportedNormError(f"unsupported teacher normalisation {type(norm).__name__} (instance norm expected)")
+
+
+def fold_colour_order(spec: GeneratorSpec, unit: UnitSpec, weight: "torch.Tensor", bias: "torch.Tensor"
+                      ) -> tuple["torch.Tensor", "torch.Tensor"]:
+    """A unit's conv weight [out, in, kh, kw] and bias, rewritten to read and write RGB.
+
+    A BGR generator's first unit reads its input channels reversed and its tanh head writes its
+    output channels reversed; reversing those weight axes (and the head's bias) once gives an RGB
+    network with the same function, so nothing downstream ever sees BGR. Identity for RGB generators.
+    """
+    if not spec.input_bgr:
+        return weight, bias
+    if unit.kind != "conv" and (unit.name == spec.stem[0].name or unit.act == "tanh"):
+        raise ValueError(f"cannot fold the colour order into {unit.kind} unit {unit.name} (conv expected)")
+    if unit.name == spec.stem[0].name:
+        weight = weight.flip(1)
+    if unit.act == "tanh":
+        weight, bias = weight.flip(0), bias.flip(0)
+    return weight, bias

@@ -72,7 +72,7 @@ def test_dead_channels_emit_exact_zero(tiny_student_ckpt) -> None:
 @pytest.mark.parametrize(("arch", "wrap"), [("cyclegan", False), ("cartoongan", False), ("cartoongan", True)])
 def test_teacher_graph_equals_teacher(arch: str, wrap: bool) -> None:
     """The exported teacher takes and returns RGB, for bare zoo models and `load_teacher`'s RGBAdapter."""
-    from compress.zoo.cartoongan import RGBAdapter
+    from compress.zoo.rgb import RGBAdapter
 
     model = make_tiny_teacher(arch)
     if wrap:  # load_teacher wraps BGR generators only
