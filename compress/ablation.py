@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .config import G, make_config
-from .evaluate import save_figure
+from gs_contract.figures import save_figure
 from .macs import count_module_macs, count_params
 from .teachers import load_teacher
 

@@ -129,7 +129,7 @@ def _slice_unit(old: StudentUnit, new: StudentUnit, out_idx: torch.Tensor, in_id
         conv_out = (out_idx[:, None] * 4 + torch.arange(4)).flatten()
     new.weight.data.copy_(old.weight.data[conv_out][:, in_idx])
     new.bias.data.copy_(old.bias.data[conv_out])
-    new.source = old.source[out_idx]
+    new.source.copy_(old.source[out_idx.to(old.source.device)])
     if old.image_norm is not None:
         _copy_quant(old.conv_quant, new.conv_quant)
         new.image_norm.load_state_dict(old.image_norm.state_dict())

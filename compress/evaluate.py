@@ -9,7 +9,6 @@ from torch import nn
 
 import gs_contract
 from gs_contract import figures
-from gs_contract.figures import save_figure  # noqa: F401 - compress's figures use it from here
 
 from .quant import set_quantisation
 

@@ -77,5 +77,13 @@ class ImageNorm(nn.Module):
         var = self.var_q(self.square_q(d * d).mean(dim=(2, 3), keepdim=True))
         return self.norm_q(d * self.inverse_std(var))
 
+    @staticmethod
+    def macs(channels: int, height: int, width: int) -> int:
+        """The 1x1 depthwise channel affine at the unit's resolution and the MLP's two 1x1 convs over C."""
+        return channels * (height * width + 2 * len(RSQRT_KNOTS))
+
+    def params(self) -> int:
+        return sum(p.numel() for p in (self.w1, self.b1, self.w2, self.b2))
+
     def quantisers(self) -> list[ActQuant]:
         return [getattr(self, name) for name in self.QUANTISERS]

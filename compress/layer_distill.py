@@ -45,7 +45,7 @@ class LayerDistillation:
             unit = student.unit(name)
             mask = unit.alive * student.trunk_alive if unit.in_trunk else unit.alive
             pred = taps[name]
-            target = target[:, unit.source.to(target.device)]
+            target = target[:, unit.source]
             diff = (pred - target).abs().mean(dim=(0, 2, 3))
             terms.append((diff * mask).sum() / mask.sum().clamp_min(1))
         return torch.stack(terms).mean()

@@ -27,7 +27,7 @@ from torch import nn
 from .colour import ColourHead
 from .config import EXACT_IMAGE_NORM, FIXED_NORM
 from .image_norm import ImageNorm
-from .macs import count_spec_macs
+from .macs import count_spec_macs, unit_output_sizes
 from .quant import INPUT_SCALE, TANH_SCALE, ActQuant, fake_quant_weight
 from .zoo.spec import GeneratorSpec, UnitSpec, fold_colour_order
 
@@ -86,7 +86,7 @@ class StudentUnit(nn.Module):
             self.register_buffer("sigma", torch.ones(spec.out_ch))
         self.register_buffer("alive", torch.ones(spec.out_ch))
         self.conv_quant = ActQuant() if self.image_norm is not None else None  # int8 conv output before the norm
-        self.source = torch.arange(spec.out_ch)  # the teacher channel of each output channel (not saved)
+        self.register_buffer("source", torch.arange(spec.out_ch))  # the teacher channel of each output channel
         self.taps: dict[str, torch.Tensor] | None = None  # when set, forward records its pre-activation
         self.pre_quant = ActQuant() if spec.act == "tanh" else None
         self.out_quant = ActQuant(fixed=(TANH_SCALE, 0)) if spec.act == "tanh" else ActQuant()
@@ -94,10 +94,16 @@ class StudentUnit(nn.Module):
         self.calibrating = False
 
     def channel_affine(self, gate: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per output channel (scale s, shift t) of the folded norm, masks and trunk gate applied."""
-        if self.spec.norm:
+        """Per output channel (scale s, shift t) after the norm, masks and trunk gate applied.
+
+        Fixed norm: the folded gamma / sigma and beta - mu * gamma / sigma. Per-image norm: gamma and
+        beta, applied to the standardised conv output (`image_normalised`).
+        """
+        if self.spec.norm and self.image_norm is None:
             s = self.gamma / self.sigma
             t = self.beta - self.mu * s
+        elif self.spec.norm:
+            s, t = self.gamma, self.beta
         else:
             s = torch.ones_like(self.alive)
             t = torch.zeros_like(self.alive)
@@ -106,12 +112,19 @@ class StudentUnit(nn.Module):
 
     def folded(self, gate: torch.Tensor | None = None,
                in_alive: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Folded float weight and bias (before weight quantisation): what the exporter slices.
+        """Folded float weight and bias of the conv (before weight quantisation): what the exporter slices.
 
-        Weights reading dead input channels are zeroed (those inputs are always zero), so each
-        output channel's quantisation scale equals the one of the physically slimmed conv.
+        Fixed norm: the whole channel affine is folded in. Per-image norm: only the population
+        standardisation 1/sigma, -mu/sigma, so every channel enters the int8 grid at about unit variance
+        (the channel affine comes after the per-image statistics). Weights reading dead input channels
+        are zeroed (those inputs are always zero), so each output channel's quantisation scale equals
+        the one of the physically slimmed conv.
         """
-        s, t = self.channel_affine(gate)
+        if self.image_norm is not None:
+            s = 1.0 / self.sigma
+            t = -self.mu * s
+        else:
+            s, t = self.channel_affine(gate)
         if self.spec.kind == "up":
             s, t = s.repeat_interleave(4), t.repeat_interleave(4)
         weight = self.weight * s[:, None, None, None]
@@ -137,26 +150,19 @@ class StudentUnit(nn.Module):
 
     def image_normalised(self, x: torch.Tensor, gate: torch.Tensor | None,
                          in_alive: torch.Tensor | None) -> torch.Tensor:
-        """conv -> per-image, per-channel standardisation -> GS scale and shift (masked, gated).
+        """conv -> per-image, per-channel standardisation -> channel scale and shift (masked, gated).
 
-        The conv carries the fixed norm's 1/sigma and -mu/sigma so every channel enters the int8
-        grid at about unit variance (the exact form rescales eps to match: at init it is the
-        teacher's InstanceNorm). The scale and shift are a 1x1 depthwise conv when exported: one
-        int8 weight per channel, exact on its per-channel grid, so it needs no fake quantiser.
+        The exact form rescales eps by 1/sigma**2 (the conv carries 1/sigma): at init it is the
+        teacher's InstanceNorm. The scale and shift are a 1x1 depthwise conv when exported: one int8
+        weight per channel is exact on its per-channel grid, so it needs no fake quantiser.
         """
-        inv = 1.0 / self.sigma
-        w_scale, b_shift = inv, -self.mu * inv
-        if self.spec.kind == "up":
-            w_scale, b_shift = w_scale.repeat_interleave(4), b_shift.repeat_interleave(4)
-        weight = self.weight * w_scale[:, None, None, None]
-        if in_alive is not None:
-            weight = weight * in_alive[None, :, None, None]
+        weight, bias = self.folded(None, in_alive)
         if self.quantise:
             weight = fake_quant_weight(weight)
-        z = self.conv_quant(self.conv(x, weight, self.bias * w_scale + b_shift))
-        n = self.image_norm(z, NORM_EPS * inv * inv)
-        m = self.alive if gate is None else self.alive * gate
-        return n * (self.gamma * m)[None, :, None, None] + (self.beta * m)[None, :, None, None]
+        z = self.conv_quant(self.conv(x, weight, bias))
+        n = self.image_norm(z, NORM_EPS / self.sigma.square())
+        s, t = self.channel_affine(gate)
+        return n * s[None, :, None, None] + t[None, :, None, None]
 
     def forward(self, x: torch.Tensor, gate: torch.Tensor | None = None,
                 in_alive: torch.Tensor | None = None, grade: Grade | None = None) -> torch.Tensor:
@@ -199,6 +205,15 @@ class StudentGenerator(nn.Module):
         self.input_quant = ActQuant(fixed=(INPUT_SCALE, 0))
         self.add_quants = nn.ModuleList([ActQuant() for _ in spec.blocks])
         self.colour: ColourHead | None = None  # attached after GS training (compress.colour_fit)
+
+    def canonical_keys(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """`state` with each unit's `source` (teacher channel indices) filled in where a checkpoint
+        written before it was recorded lacks it. Only layer-wise distillation reads it, which such a
+        checkpoint never trained with; the identity is exact for a student that was not compacted."""
+        state = dict(state)
+        for key, unit in self.units.items():
+            state.setdefault(f"units.{key}.source", torch.arange(unit.spec.out_ch))
+        return state
 
     def attach_colour_head(self) -> ColourHead:
         """A fresh identity-grade colour head reading the residual trunk."""
@@ -251,7 +266,12 @@ class StudentGenerator(nn.Module):
         return counts
 
     def macs(self, height: int = 256, width: int = 256) -> int:
-        convs = sum(count_spec_macs(self.gen_spec, self.channel_counts(), height, width, up_kernel=2).values())
+        counts = self.channel_counts()
+        convs = sum(count_spec_macs(self.gen_spec, counts, height, width, up_kernel=2).values())
+        if self.norm != FIXED_NORM:
+            sizes = unit_output_sizes(self.gen_spec, height, width)
+            convs += sum(unit.image_norm.macs(counts[u.name][1], *sizes[u.name]) for u in self.gen_spec.units()
+                         if (unit := self.unit(u.name)).image_norm is not None)
         return convs + (self.colour.macs(self.trunk_kept()) if self.colour is not None else 0)
 
     def trunk_kept(self) -> int:
@@ -266,6 +286,9 @@ class StudentGenerator(nn.Module):
             k = 2 if u.kind == "up" else u.kernel
             mult = 4 if u.kind == "up" else 1
             total += cout * mult * (cin * k * k + 1)
+            norm = self.unit(u.name).image_norm
+            if norm is not None:  # its scalar MLP and the channel scale and shift
+                total += norm.params() + 2 * cout
         return total
 
     def record_taps(self, on: bool) -> dict[str, torch.Tensor] | None:
@@ -340,7 +363,7 @@ def student_from_teacher(teacher: nn.Module, calibration_images: torch.Tensor | 
     modules = teacher.unit_modules()
     with torch.no_grad():
         for u in spec.units():
-            conv, norm = modules[u.name]
+            conv, norm_module = modules[u.name]
             unit = student.unit(u.name)
             w, b = conv.weight.detach().clone(), conv.bias.detach().clone()
             if u.kind == "up":
@@ -348,9 +371,9 @@ def student_from_teacher(teacher: nn.Module, calibration_images: torch.Tensor | 
             w, b = fold_colour_order(spec, u, w, b)  # the student takes and returns RGB
             unit.weight.copy_(w)
             unit.bias.copy_(b)
-            if norm is not None:
-                unit.gamma.copy_(norm.weight.detach())
-                unit.beta.copy_(norm.bias.detach())
+            if norm_module is not None:
+                unit.gamma.copy_(norm_module.weight.detach())
+                unit.beta.copy_(norm_module.bias.detach())
     if calibration_images is not None:
         student.calibrate(calibration_images)
         balance_trunk_gate(student, calibration_images)

@@ -150,6 +150,13 @@ ARRAY_DTYPES = {65568: "float32", 65552: "float16", 65600: "float64", 131104: "i
 MIL_DTYPES = {10: "float16", 11: "float32", 21: "int8", 23: "int32", 31: "uint8"}
 
 
+# coremltools writes a constant of fewer than 10 values inline in the program, never to the weight file
+# (coremltools.converters.mil.backend.mil.load.should_use_weight_file), and quantises only weight-file
+# constants: a conv weight that small (e.g. a 1x1 depthwise channel scale of under 10 channels) stays fp16
+COREML_INLINE_VALUES = 10
+COREML_INLINE = "float16-inline"
+
+
 def coreml_info(path: Path) -> dict:
     """Structure of an .mlpackage from its spec (Core ML cannot run on Linux)."""
     import logging
@@ -174,6 +181,8 @@ def coreml_info(path: Path) -> dict:
         if src.type.startswith("constexpr"):
             data = src.attributes.get("quantized_data") or src.attributes.get("data")
             weight_dtypes[MIL_DTYPES.get(data.type.tensorType.dataType, "other")] += 1
+        elif math.prod(w) < COREML_INLINE_VALUES:
+            weight_dtypes[COREML_INLINE] += 1
         else:
             weight_dtypes[MIL_DTYPES.get(src.outputs[0].type.tensorType.dataType, "other")] += 1
         params += math.prod(w) + (math.prod(dims[op.inputs["bias"].arguments[0].name]) if "bias" in op.inputs else 0)

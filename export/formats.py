@@ -22,7 +22,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .artifact_info import coreml_info, onnx_info, tflite_info
+from .artifact_info import COREML_INLINE, coreml_info, onnx_info, tflite_info
 from .errors import ExportError
 from .graph import ExportGraph, GraphModule, with_grid_weights
 from .runners import run_onnx, run_tflite, run_torchscript
@@ -156,7 +156,7 @@ def _onnx_checks(spec: ArtifactSpec, info: dict, _quantisers: int) -> list[str]:
 def _coreml_checks(spec: ArtifactSpec, info: dict, quantisers: int) -> list[str]:
     """int8 conv weights; a W8A8 package has one int8 quantize op per student activation quantiser."""
     problems = []
-    if set(info["weight_dtypes"]) != {"int8"}:
+    if set(info["weight_dtypes"]) - {"int8", COREML_INLINE}:
         problems.append(f"Core ML conv weights are {info['weight_dtypes']}, expected int8")
     quantize_ops = info["op_histogram"].get("quantize")
     if spec.precision == "w8a8" and quantize_ops != quantisers:

@@ -49,6 +49,43 @@ class InstanceNorm:
 
 
 @dataclass
+class ImageStandardise:
+    """A student's INT8 per-image normalisation (compress/image_norm.py) and its channel scale and shift.
+
+    z (conv output) -> conv_q; mean = MEAN_hw(z) -> mean_q; d = z - mean -> diff_q;
+    var = MEAN_hw(d * d -> square_q) -> var_q; r = conv1x1(relu(conv1x1(var, w1, b1) -> hidden_q), w2, b2)
+    -> inv_q, the scalar MLP run over channels laid out as a row; n = d * r -> norm_q;
+    y = n * scale + shift (a 1x1 depthwise conv), then the layer's activation.
+    """
+
+    w1: torch.Tensor       # [K, 1, 1, 1]
+    b1: torch.Tensor       # [K]
+    w2: torch.Tensor       # [1, K, 1, 1]
+    b2: torch.Tensor       # [1]
+    scale: torch.Tensor    # [C]
+    shift: torch.Tensor    # [C]
+    conv_q: QParams | None = None
+    mean_q: QParams | None = None
+    diff_q: QParams | None = None
+    square_q: QParams | None = None
+    var_q: QParams | None = None
+    hidden_q: QParams | None = None
+    inv_q: QParams | None = None
+    norm_q: QParams | None = None
+
+    def quantisers(self) -> list[QParams | None]:
+        return [self.conv_q, self.mean_q, self.diff_q, self.square_q, self.var_q, self.hidden_q, self.inv_q,
+                self.norm_q]
+
+    def tensors(self) -> list[torch.Tensor]:
+        return [self.w1, self.b1, self.w2, self.b2, self.scale, self.shift]
+
+    def depthwise(self) -> torch.Tensor:
+        """The channel scale as a 1x1 depthwise conv weight [C, 1, 1, 1]."""
+        return self.scale.reshape(-1, 1, 1, 1)
+
+
+@dataclass
 class Layer:
     """One convolution (+ depth-to-space for "up") + optional instance norm + activation."""
 
@@ -63,6 +100,7 @@ class Layer:
     norm: InstanceNorm | None = None
     out_q: QParams | None = None  # activation quantiser after the activation
     pre_q: QParams | None = None  # quantiser before tanh (the head)
+    standardise: ImageStandardise | None = None  # a student's per-image normalisation after the conv
 
     @property
     def out_channels(self) -> int:
@@ -137,6 +175,7 @@ class ExportGraph:
         """Every activation quantiser in execution-independent order (input, adds, outputs, pre-tanh)."""
         acts = [self.input_q, *self.add_q] + [l.out_q for l in self.layers()]
         acts += [l.pre_q for l in self.layers() if l.act == "tanh"]
+        acts += [q for l in self.layers() if l.standardise for q in l.standardise.quantisers()]
         return acts + (self.colour.quantisers() if self.colour else [])
 
     @property
@@ -152,13 +191,18 @@ class ExportGraph:
             total += l.weight.numel() + l.bias.numel()
             if l.norm is not None:
                 total += l.norm.gamma.numel() + l.norm.beta.numel()
+            if l.standardise is not None:
+                total += sum(t.numel() for t in l.standardise.tensors())
         return total + (self.colour.params() if self.colour else 0)
 
 
 def with_grid_weights(graph: ExportGraph) -> ExportGraph:
     """A copy whose weights are replaced by their per-channel int8 fake-quantised values."""
     def grid(layer: Layer) -> Layer:
-        return replace(layer, weight=fake_quant_weight(layer.weight).detach())
+        st = layer.standardise
+        if st is not None:
+            st = replace(st, w1=fake_quant_weight(st.w1).detach(), w2=fake_quant_weight(st.w2).detach())
+        return replace(layer, weight=fake_quant_weight(layer.weight).detach(), standardise=st)
 
     return replace(graph, stem=[grid(l) for l in graph.stem], blocks=[(grid(a), grid(b)) for a, b in graph.blocks],
                    tail=[grid(l) for l in graph.tail],
@@ -200,6 +244,7 @@ class GraphModule(nn.Module):
         # module state (not loose tensors), so torch.jit.trace refers to them instead of inlining constants
         for i, layer in enumerate(graph.layers()):
             tensors = [layer.weight, layer.bias] + ([layer.norm.gamma, layer.norm.beta] if layer.norm else [])
+            tensors += layer.standardise.tensors() if layer.standardise else []
             for j, t in enumerate(tensors):
                 self.register_buffer(f"t{i}_{j}", t)
         for j, t in enumerate(t for wb in (graph.colour.convs() if graph.colour else []) for t in wb):
@@ -216,6 +261,8 @@ class GraphModule(nn.Module):
         y = conv_forward(layer, x, self._w(layer.weight))
         if layer.norm is not None:
             y = instance_norm(y, layer.norm)
+        if layer.standardise is not None:
+            y = self._standardise(y, layer.standardise)
         if layer.act == "relu":
             y = torch.relu(y)
         elif layer.act == "tanh":
@@ -225,6 +272,16 @@ class GraphModule(nn.Module):
                 y = self._fq(self._fq(y * grade[0], c.mul_q) + grade[1], c.grade_q)
             y = torch.tanh(y)
         return self._fq(y, layer.out_q)
+
+    def _standardise(self, z: torch.Tensor, st: ImageStandardise) -> torch.Tensor:
+        """The per-image normalisation and channel affine, op for op as the INT8 runtimes run it."""
+        z = self._fq(z, st.conv_q)
+        d = self._fq(z - self._fq(z.mean(dim=(2, 3), keepdim=True), st.mean_q), st.diff_q)
+        var = self._fq(self._fq(d * d, st.square_q).mean(dim=(2, 3), keepdim=True), st.var_q)
+        c = len(st.scale)  # a constant, not a traced shape (Core ML converts no shape arithmetic)
+        h = self._fq(torch.relu(F.conv2d(var.reshape(-1, 1, 1, c), self._w(st.w1), st.b1)), st.hidden_q)
+        r = self._fq(F.conv2d(h, self._w(st.w2), st.b2), st.inv_q).reshape(-1, c, 1, 1)
+        return F.conv2d(self._fq(d * r, st.norm_q), self._w(st.depthwise()), st.shift, groups=c)
 
     def _modulation(self, trunk: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(gain, shift) of the colour grade, [B, 3, 1, 1] each."""

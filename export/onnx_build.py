@@ -23,7 +23,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from compress.quant import WQMAX, weight_scales
 
-from .graph import ExportGraph, Layer, QParams
+from .graph import ExportGraph, ImageStandardise, Layer, QParams
 
 OPSET = 17
 U8_OFFSET = 128  # int8 value + 128 = the uint8 value that stands for the same real number
@@ -92,6 +92,26 @@ class _OnnxBuilder:
         return (self.qdq(self.conv1x1(h, c.wg, c.bg, c.hidden_q), c.gain_q),
                 self.qdq(self.conv1x1(h, c.wt, c.bt, c.hidden_q), c.shift_q))
 
+    def standardise(self, z: str, st: ImageStandardise) -> str:
+        """A student's per-image normalisation (ReduceMean, Sub, Mul, the scalar MLP as two 1x1 Convs
+        over channels laid out as a row, Mul) and its channel affine (a 1x1 depthwise Conv)."""
+        z = self.qdq(z, st.conv_q)
+        mean = self.qdq(self.node("ReduceMean", [z], "mean", axes=[2, 3], keepdims=1), st.mean_q)
+        d = self.qdq(self.node("Sub", [z, mean], "sub"), st.diff_q)
+        square = self.qdq(self.node("Mul", [d, d], "square"), st.square_q)
+        var = self.qdq(self.node("ReduceMean", [square], "var", axes=[2, 3], keepdims=1), st.var_q)
+        # each Reshape is re-gridded on the grid it carries (an identity on its values), so every
+        # following op reads a DequantizeLinear and runs in int8
+        row = self.qdq(self.node("Reshape", [var, self.const("row", np.array([1, 1, 1, -1], np.int64))], "row"),
+                       st.var_q)
+        h = self.qdq(self.node("Relu", [self.conv1x1(row, st.w1, st.b1, st.var_q)], "relu"), st.hidden_q)
+        r = self.qdq(self.conv1x1(h, st.w2, st.b2, st.hidden_q), st.inv_q)
+        col = self.qdq(self.node("Reshape", [r, self.const("col", np.array([1, -1, 1, 1], np.int64))], "col"),
+                       st.inv_q)
+        n = self.qdq(self.node("Mul", [d, col], "mul"), st.norm_q)
+        w, b = self.conv_params(st.depthwise(), st.shift, st.norm_q)
+        return self.node("Conv", [n, w, b], "affine", kernel_shape=[1, 1], group=len(st.scale))
+
     def grade(self, pre: str, gain: str, shift: str) -> str:
         c = self.graph.colour
         scaled = self.qdq(self.node("Mul", [pre, gain], "mul"), c.mul_q)
@@ -115,6 +135,11 @@ class _OnnxBuilder:
             w, b = self.conv_params(layer.weight, layer.bias, in_q)
             stride = 1 if layer.kind == "up" else layer.stride
             y = self.node("Conv", [x, w, b], "conv", strides=[stride] * 2, pads=pads, kernel_shape=[k, k])
+        shuffled = layer.kind == "up" and layer.standardise is not None
+        if shuffled:  # the per-image statistics are over whole channels, not over their 4 phases
+            y = self.node("DepthToSpace", [y], "d2s", blocksize=2, mode="CRD")
+        if layer.standardise is not None:
+            y = self.standardise(y, layer.standardise)
         if layer.norm is not None:
             y = self.node("InstanceNormalization", [y, self.const("gamma", layer.norm.gamma.numpy()),
                                                     self.const("beta", layer.norm.beta.numpy())],
@@ -125,7 +150,7 @@ class _OnnxBuilder:
             y = self.qdq(y, layer.pre_q)
             y = self.node("Tanh", [self.grade(y, *grade) if grade else y], "tanh")
         y = self.qdq(y, layer.out_q)
-        if layer.kind == "up":
+        if layer.kind == "up" and not shuffled:
             y = self.qdq(self.node("DepthToSpace", [y], "d2s", blocksize=2, mode="CRD"), layer.out_q)
         return y
 

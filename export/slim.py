@@ -23,11 +23,11 @@ from torch import nn
 
 from compress.errors import UnsupportedNormError
 from compress.quant import ActQuant
-from compress.student import TRUNK, StudentGenerator
+from compress.student import TRUNK, StudentGenerator, StudentUnit
 from compress.zoo.spec import Generator, GeneratorSpec, UnitSpec, fold_colour_order
 
 from .errors import ExportError
-from .graph import ColourGrade, ExportGraph, InstanceNorm, Layer, QParams
+from .graph import ColourGrade, ExportGraph, ImageStandardise, InstanceNorm, Layer, QParams
 
 
 def act_qparams(aq: ActQuant | None) -> QParams | None:
@@ -69,9 +69,25 @@ def slim_graph(student: StudentGenerator) -> ExportGraph:
         cols = _keep(in_alive.get(u.name), u.in_ch)
         layers[u.name] = Layer(
             u.name, u.kind, weight[rows][:, cols].detach().clone().float(), bias[rows].detach().clone().float(),
-            u.stride, u.pad, u.pad_mode, u.act, None, act_qparams(unit.out_quant), act_qparams(unit.pre_quant))
+            u.stride, u.pad, u.pad_mode, u.act, None, act_qparams(unit.out_quant), act_qparams(unit.pre_quant),
+            slim_standardise(unit, gate if unit.in_trunk else None, _keep(out_mask, u.out_ch)))
     return _assemble(spec, layers, input_q=act_qparams(student.input_quant),
                      add_q=[act_qparams(q) for q in student.add_quants], colour=slim_colour(student))
+
+
+def slim_standardise(unit: StudentUnit, gate: torch.Tensor | None, rows: torch.Tensor) -> ImageStandardise | None:
+    """A unit's per-image normalisation with the channel scale and shift of its alive channels."""
+    norm = unit.image_norm
+    if norm is None:
+        return None
+    if norm.exact:
+        raise ExportError(f"unit {unit.spec.name} uses the float-only exact per-image norm (--norm image-exact), "
+                          "which has no INT8 form; train with --norm image to export")
+    scale, shift = unit.channel_affine(gate)
+    quants = [act_qparams(unit.conv_quant)] + [act_qparams(q) for q in norm.quantisers()]
+    tensors = [t.detach().clone().float() for t in (norm.w1, norm.b1, norm.w2, norm.b2)]
+    return ImageStandardise(*tensors, scale[rows].detach().clone().float(), shift[rows].detach().clone().float(),
+                            *quants)
 
 
 @torch.no_grad()

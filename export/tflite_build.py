@@ -33,7 +33,7 @@ import torch
 
 from compress.quant import WQMAX
 
-from .graph import ExportGraph, Layer, QParams
+from .graph import ExportGraph, ImageStandardise, Layer, QParams
 
 IO_TYPES = ("int8", "uint8", "float")
 
@@ -85,10 +85,10 @@ def space_to_depth_kernel(w: torch.Tensor) -> torch.Tensor:
 
 def uses_space_to_depth(layer: Layer, height: int) -> bool:
     """Stride-1 "same" convolutions with a kernel of 5 or more on an even-sized input, not normalised
-    (an InstanceNorm needs the statistics of whole channels, not of their phases)."""
+    (a per-image norm needs the statistics of whole channels, not of their phases)."""
     k = layer.weight.shape[-1]
     return (layer.kind == "conv" and layer.stride == 1 and k >= 5 and layer.pad == k // 2 and height % 2 == 0
-            and layer.norm is None)
+            and layer.norm is None and layer.standardise is None)
 
 
 def not_splat(bias: torch.Tensor) -> np.ndarray:
@@ -160,6 +160,11 @@ class _Builder:
         tf = self.tf
         to_depth = uses_space_to_depth(layer, int(x.shape[1]))
         y = self.conv(layer, x, to_depth)
+        shuffled = layer.kind == "up" and layer.standardise is not None
+        if shuffled:  # the per-image statistics are over whole channels, not over their 4 phases
+            y = tf.nn.depth_to_space(y, 2)
+        if layer.standardise is not None:
+            y = self.standardise(y, layer.standardise)
         if layer.norm is not None:
             mean, var = tf.nn.moments(y, axes=[1, 2], keepdims=True)
             y = (y - mean) * tf.math.rsqrt(var + layer.norm.eps) * layer.norm.gamma.numpy() + layer.norm.beta.numpy()
@@ -173,12 +178,32 @@ class _Builder:
                 y = self.grade(y, *grade)
             y = tf.math.tanh(y)
         y = self.fq(y, layer.out_q)
-        if layer.kind == "up" or to_depth:
+        if (layer.kind == "up" and not shuffled) or to_depth:
             y = tf.nn.depth_to_space(y, 2)
         return y
 
     def conv1x1(self, x: Any, w: torch.Tensor, b: torch.Tensor) -> Any:
         return self.tf.nn.conv2d(x, self.weight(w), 1, "VALID") + not_splat(b)
+
+    def standardise(self, z: Any, st: ImageStandardise) -> Any:
+        """A student's per-image normalisation: MEAN, SUB, MUL, MEAN, RESHAPE, the scalar MLP as two
+        1x1 CONV_2D over channels laid out as a row, RESHAPE, MUL; then the channel affine as a 1x1
+        DEPTHWISE_CONV_2D (its per-channel FakeQuant is taken on the [1, 1, 1, C] layout, whose last
+        axis is the channel, and reshaped to the depthwise filter layout [1, 1, C, 1])."""
+        tf = self.tf
+        z = self.fq(z, st.conv_q)
+        d = self.fq(z - self.fq(tf.reduce_mean(z, axis=[1, 2], keepdims=True), st.mean_q), st.diff_q)
+        var = self.fq(tf.reduce_mean(self.fq(d * d, st.square_q), axis=[1, 2], keepdims=True), st.var_q)
+        channels = len(st.scale)
+        h = self.fq(tf.nn.relu(self.conv1x1(tf.reshape(var, [1, 1, channels, 1]), st.w1, st.b1)), st.hidden_q)
+        r = tf.reshape(self.fq(self.conv1x1(h, st.w2, st.b2), st.inv_q), [1, 1, 1, channels])
+        n = self.fq(d * r, st.norm_q)
+        filt = tf.constant(st.scale.reshape(1, 1, 1, channels).numpy())
+        if self.quantise:
+            m = np.maximum(st.scale.abs().numpy(), WQMAX * 1e-12).astype(np.float32)
+            filt = tf.quantization.fake_quant_with_min_max_vars_per_channel(filt, -m, m, num_bits=8, narrow_range=True)
+        filt = tf.reshape(filt, [1, 1, channels, 1])
+        return tf.nn.depthwise_conv2d(n, filt, [1, 1, 1, 1], "VALID") + not_splat(st.shift)
 
     def modulation(self, trunk: Any) -> tuple[Any, Any]:
         """The colour head: MEAN + REDUCE_MAX of the trunk -> three 1x1 convs -> (gain, shift)."""

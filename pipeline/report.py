@@ -23,8 +23,9 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from gs_contract import write_text_atomic
 from runtime_bench.arm import cost_lines
-from runtime_bench.report import bar_chart, write_text_atomic
+from runtime_bench.report import bar_chart
 
 from .report_figures import STUDENT_TFLITE, GridResult, make_grid, plot_channels, plot_training
 

@@ -10,11 +10,13 @@ from typing import Any
 
 import numpy as np
 
+from gs_contract import sha256_file
+
 from . import quality
 from .errors import BenchError
 from .instructions import RESULT_KEYS as INSTR_KEYS, InstrSettings, measure_instructions
 from .manifest import Artifact, check_size, load_manifest, select_artifacts
-from .stats import environment, sha256_file
+from .stats import environment
 from .targets import LocalTarget, Settings, Skip, Target
 
 BENCH_FORMAT = "gs-mobile/bench"

@@ -176,7 +176,7 @@ def compare_parser() -> argparse.ArgumentParser:
 
 def cmd_compare(argv: Sequence[str]) -> int:
     from .compare import compare, load_bench, parse_threshold, to_markdown
-    from .report import write_text_atomic
+    from gs_contract import write_text_atomic
 
     args = compare_parser().parse_args(argv)
     threshold = parse_threshold(args.threshold)

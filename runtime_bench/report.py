@@ -8,7 +8,6 @@ import numpy as np
 
 import gs_contract
 from gs_contract import figures
-from gs_contract import write_text_atomic  # noqa: F401 - part of this module's interface (cli.py)
 
 
 def _fmt(v: Any, spec: str = ".1f", suffix: str = "") -> str:

@@ -14,7 +14,6 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from gs_contract import sha256_file  # noqa: F401 - part of this module's interface (bench.py)
 
 #: distributions whose versions go into every environment record.
 _VERSIONED = ("numpy", "torch", "onnxruntime", "ai-edge-litert", "tensorflow-cpu", "onnx")

@@ -22,13 +22,13 @@ def make_tiny_teacher(arch: str = "cyclegan", seed: int = 0) -> torch.nn.Module:
 
 
 def make_tiny_student(arch: str = "cyclegan", prune: float = 0.4, seed: int = 0, size: int = 32,
-                      colour: bool = True) -> StudentGenerator:
+                      colour: bool = True, norm: str = "fixed") -> StudentGenerator:
     """A calibrated student of a tiny teacher with a random `prune` fraction of every group dead and
-    (with `colour`) a colour head with random, non-identity weights."""
+    (with `colour`) a colour head with random, non-identity weights; `norm`: the student's normalisation."""
     teacher = make_tiny_teacher(arch, seed)
     gen = torch.Generator().manual_seed(seed)
     images = torch.rand(4, 3, size, size, generator=gen) * 2 - 1
-    student = student_from_teacher(teacher, images)
+    student = student_from_teacher(teacher, images, norm=norm)
     with torch.no_grad():
         for name, group in student.groups().items():
             dead = torch.randperm(group.size, generator=gen)[: int(prune * group.size)]

@@ -152,7 +152,6 @@ def layerwise_student(teacher: torch.nn.Module, views: torch.Tensor, keep: float
                       ) -> tuple[StudentGenerator, Callable[[UnitSpec, torch.Tensor], torch.Tensor]]:
     """The student pruned to `keep` of each group's channels and fitted unit by unit; returns it with
     the per-unit runner its forward pass uses (`forward(student, x, run)`)."""
-    spec = teacher.spec()
     acts, convs, trunk = teacher_targets(teacher, views)
     student = student_from_teacher(teacher).eval()
     set_quantisation(student, False)

@@ -21,12 +21,12 @@ class TinyRun:
     student: StudentGenerator
 
 
-def make_tiny_run(root: Path, arch: str = "cyclegan") -> TinyRun:
-    """RUN_DIR + teacher checkpoint of a tiny, 40%-pruned, calibrated student."""
+def make_tiny_run(root: Path, arch: str = "cyclegan", norm: str = "fixed") -> TinyRun:
+    """RUN_DIR + teacher checkpoint of a tiny, 40%-pruned, calibrated student (`norm`: its normalisation)."""
     root.mkdir(parents=True, exist_ok=True)
     teacher = root / f"teacher_{arch}.pth"
     torch.save(make_tiny_teacher(arch).state_dict(), teacher)
-    student = make_tiny_student(arch)
+    student = make_tiny_student(arch, norm=norm)
     run = root / "run"
     run.mkdir(exist_ok=True)
     save_student(run / "student.pt", student, teacher={"source": str(teacher), "sha256": "", "arch": arch},

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from gs_contract import sha256_file
 from runtime_bench import stats
 
 
@@ -79,7 +80,7 @@ def test_environment_and_sha(tmp_path: Path) -> None:
     assert env["versions"]["numpy"] == np.__version__
     p = tmp_path / "f.bin"
     p.write_bytes(b"abc" * 1000)
-    assert stats.sha256_file(p, chunk=7) == hashlib.sha256(b"abc" * 1000).hexdigest()
+    assert sha256_file(p, chunk=7) == hashlib.sha256(b"abc" * 1000).hexdigest()
     before = stats.peak_rss_mb()
     blob = np.ones(64 * 2**20 // 8)  # 64 MiB touched
     assert stats.peak_rss_mb() >= before and stats.peak_rss_mb() > 60

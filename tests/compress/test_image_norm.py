@@ -1,0 +1,83 @@
+"""Per-image-normalised students: the exact form is the teacher, the INT8 form is close, both survive
+compaction and checkpoints; layer-wise distillation reads the teacher channel of every kept channel."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from compress import channels
+from compress.checkpoint import load_student, save_student
+from compress.image_norm import ImageNorm, rsqrt_fit, RSQRT_KNOTS
+from compress.layer_distill import LayerDistillation
+from compress.quant import set_quantisation
+from compress.student import student_from_teacher
+from compress.zoo.rgb import RGBAdapter
+from gs_contract import psnr_per_image
+
+from tests.tiny import make_tiny_student, make_tiny_teacher
+
+
+def test_scalar_mlp_fits_inverse_sqrt() -> None:
+    w, c = rsqrt_fit()
+    v = torch.logspace(-1, torch.log10(torch.tensor(5.0)).item(), 500)
+    r = (torch.relu(v[:, None] - torch.tensor(RSQRT_KNOTS)[None]) * w).sum(1) + c
+    assert ((r * v.sqrt() - 1).abs().max()) < 0.035
+
+
+@pytest.mark.parametrize("arch", ["cyclegan", "cartoongan"])
+def test_exact_form_is_the_teacher_and_int8_form_is_close(arch: str) -> None:
+    teacher = make_tiny_teacher(arch)
+    teacher = RGBAdapter(teacher) if teacher.bgr_io else teacher  # as gs-compress loads it: RGB in and out
+    x = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    with torch.no_grad():
+        target = teacher(x)
+        for norm, floor in (("image-exact", 80.0), ("image", 30.0)):
+            student = student_from_teacher(teacher, x, norm=norm).eval()
+            set_quantisation(student, False)
+            assert min(psnr_per_image(student(x).numpy(), target.numpy())) > floor, norm
+
+
+def test_int8_form_quantises_every_intermediate() -> None:
+    norm = ImageNorm()
+    z = torch.randn(2, 6, 8, 8)
+    norm.train()
+    norm(z)
+    assert all(bool(q.initialised) for q in norm.quantisers())
+    with pytest.raises(TypeError):
+        ImageNorm(exact=True)(z)  # the exact form needs its epsilon
+
+
+def test_compaction_and_checkpoint_keep_function_and_teacher_channels(tmp_path: Path) -> None:
+    student = make_tiny_student("cartoongan", prune=0.5, norm="image")
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    small = channels.compact(student).eval()
+    with torch.no_grad():
+        assert torch.equal(student(x), small(x))
+    kept = student.unit("down1").alive.nonzero().flatten()
+    assert torch.equal(small.unit("down1").source, kept)
+    save_student(tmp_path / "s.pt", small, teacher={"source": "tiny", "sha256": "", "arch": "cartoongan"})
+    loaded, _ = load_student(tmp_path / "s.pt")
+    assert loaded.norm == "image" and torch.equal(loaded.unit("down1").source, kept)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), small(x))
+
+
+def test_layer_loss_is_zero_for_the_teacher_and_grows_with_pruning() -> None:
+    teacher = make_tiny_teacher("cyclegan")
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    student = student_from_teacher(teacher, x, norm="image-exact").eval()
+    set_quantisation(student, False)
+    layers = LayerDistillation(teacher)
+    with torch.no_grad():
+        taps = student.record_taps(True)
+        student(x)
+        assert layers.loss(student, taps, layers.teacher_activations(x)) < 1e-5
+        student.unit("down1").alive[::2] = 0
+        small = channels.compact(student).eval()
+        taps = small.record_taps(True)
+        small(x)
+        assert layers.loss(small, taps, layers.teacher_activations(x)) > 1e-3
+        small.record_taps(False)
+        assert small.unit("down1").taps is None
