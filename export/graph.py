@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from compress.colour import ColourHead
+from compress.image_norm import RAMP_TOP
 from compress.quant import QMAX, QMIN, fake_quant_weight
 
 LayerKind = Literal["conv", "up", "convT"]
@@ -53,8 +54,8 @@ class ImageStandardise:
     """A student's INT8 per-image normalisation (compress/image_norm.py) and its channel scale and shift.
 
     z (conv output) -> conv_q; mean = MEAN_hw(z) -> mean_q; d = z - mean -> diff_q;
-    var = MEAN_hw(d * d -> square_q) -> var_q; r = conv1x1(relu(conv1x1(var, w1, b1) -> hidden_q), w2, b2)
-    -> inv_q, the scalar MLP run over channels laid out as a row; n = d * r -> norm_q;
+    var = MEAN_hw(d * d -> square_q) -> var_q; r = conv1x1(relu6(conv1x1(var, w1, b1)) -> hidden_q, w2, b2)
+    -> inv_q, the piecewise-linear 1/sqrt run over channels laid out as a row; n = d * r -> norm_q;
     y = n * scale + shift (a 1x1 depthwise conv), then the layer's activation.
     """
 
@@ -279,7 +280,7 @@ class GraphModule(nn.Module):
         d = self._fq(z - self._fq(z.mean(dim=(2, 3), keepdim=True), st.mean_q), st.diff_q)
         var = self._fq(self._fq(d * d, st.square_q).mean(dim=(2, 3), keepdim=True), st.var_q)
         c = len(st.scale)  # a constant, not a traced shape (Core ML converts no shape arithmetic)
-        h = self._fq(torch.relu(F.conv2d(var.reshape(-1, 1, 1, c), self._w(st.w1), st.b1)), st.hidden_q)
+        h = self._fq(F.hardtanh(F.conv2d(var.reshape(-1, 1, 1, c), self._w(st.w1), st.b1), 0.0, RAMP_TOP), st.hidden_q)
         r = self._fq(F.conv2d(h, self._w(st.w2), st.b2), st.inv_q).reshape(-1, c, 1, 1)
         return F.conv2d(self._fq(d * r, st.norm_q), self._w(st.depthwise()), st.shift, groups=c)
 

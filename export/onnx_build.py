@@ -21,6 +21,7 @@ import onnx
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
+from compress.image_norm import RAMP_TOP
 from compress.quant import WQMAX, weight_scales
 
 from .graph import ExportGraph, ImageStandardise, Layer, QParams
@@ -93,8 +94,9 @@ class _OnnxBuilder:
                 self.qdq(self.conv1x1(h, c.wt, c.bt, c.hidden_q), c.shift_q))
 
     def standardise(self, z: str, st: ImageStandardise) -> str:
-        """A student's per-image normalisation (ReduceMean, Sub, Mul, the scalar MLP as two 1x1 Convs
-        over channels laid out as a row, Mul) and its channel affine (a 1x1 depthwise Conv)."""
+        """A student's per-image normalisation (ReduceMean, Sub, Mul, the piecewise-linear 1/sqrt as two
+        1x1 Convs with a Clip(0, 6) over channels laid out as a row, Mul) and its channel affine (a 1x1
+        depthwise Conv)."""
         z = self.qdq(z, st.conv_q)
         mean = self.qdq(self.node("ReduceMean", [z], "mean", axes=[2, 3], keepdims=1), st.mean_q)
         d = self.qdq(self.node("Sub", [z, mean], "sub"), st.diff_q)
@@ -104,7 +106,9 @@ class _OnnxBuilder:
         # following op reads a DequantizeLinear and runs in int8
         row = self.qdq(self.node("Reshape", [var, self.const("row", np.array([1, 1, 1, -1], np.int64))], "row"),
                        st.var_q)
-        h = self.qdq(self.node("Relu", [self.conv1x1(row, st.w1, st.b1, st.var_q)], "relu"), st.hidden_q)
+        ramps = self.conv1x1(row, st.w1, st.b1, st.var_q)
+        h = self.qdq(self.node("Clip", [ramps, self.const("lo", np.array(0, np.float32)),
+                                        self.const("hi", np.array(RAMP_TOP, np.float32))], "relu6"), st.hidden_q)
         r = self.qdq(self.conv1x1(h, st.w2, st.b2, st.hidden_q), st.inv_q)
         col = self.qdq(self.node("Reshape", [r, self.const("col", np.array([1, -1, 1, 1], np.int64))], "col"),
                        st.inv_q)

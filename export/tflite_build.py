@@ -186,8 +186,8 @@ class _Builder:
         return self.tf.nn.conv2d(x, self.weight(w), 1, "VALID") + not_splat(b)
 
     def standardise(self, z: Any, st: ImageStandardise) -> Any:
-        """A student's per-image normalisation: MEAN, SUB, MUL, MEAN, RESHAPE, the scalar MLP as two
-        1x1 CONV_2D over channels laid out as a row, RESHAPE, MUL; then the channel affine as a 1x1
+        """A student's per-image normalisation: MEAN, SUB, MUL, MEAN, RESHAPE, the piecewise-linear
+        1/sqrt as two 1x1 CONV_2D (the first with RELU6) over channels laid out as a row, RESHAPE, MUL; then the channel affine as a 1x1
         DEPTHWISE_CONV_2D (its per-channel FakeQuant is taken on the [1, 1, 1, C] layout, whose last
         axis is the channel, and reshaped to the depthwise filter layout [1, 1, C, 1])."""
         tf = self.tf
@@ -195,7 +195,7 @@ class _Builder:
         d = self.fq(z - self.fq(tf.reduce_mean(z, axis=[1, 2], keepdims=True), st.mean_q), st.diff_q)
         var = self.fq(tf.reduce_mean(self.fq(d * d, st.square_q), axis=[1, 2], keepdims=True), st.var_q)
         channels = len(st.scale)
-        h = self.fq(tf.nn.relu(self.conv1x1(tf.reshape(var, [1, 1, channels, 1]), st.w1, st.b1)), st.hidden_q)
+        h = self.fq(tf.nn.relu6(self.conv1x1(tf.reshape(var, [1, 1, channels, 1]), st.w1, st.b1)), st.hidden_q)
         r = tf.reshape(self.fq(self.conv1x1(h, st.w2, st.b2), st.inv_q), [1, 1, 1, channels])
         n = self.fq(d * r, st.norm_q)
         filt = tf.constant(st.scale.reshape(1, 1, 1, channels).numpy())

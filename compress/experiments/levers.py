@@ -5,8 +5,8 @@
 
 Each (variant, seed) is one `gs-compress --preset quick --bank-views N --seed S <variant flags>` run in
 OUT/<variant>_s<S>; finished runs (their metrics.json exists) are reused. Writes OUT/table.md and
-OUT/table.json: PSNR vs the teacher on the val photos with and without the colour head, the worst
-photo and how many photos score below their identity.
+OUT/table.json (PSNR vs the teacher on the val photos with and without the colour head, the worst
+photo, how many photos score below their identity) and OUT/curves.png (val PSNR against training step).
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from gs_contract import write_json_atomic, write_text_atomic
+from gs_contract.figures import pyplot, save_figure
 
 from .bank_curve import row
 
@@ -52,6 +53,29 @@ def to_markdown(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def plot_curves(runs: dict[str, Path], path: Path) -> Path:
+    """Fake-quant and fp32 val PSNR at every evaluation of each run (then the final score, head included)."""
+    import json
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for label, run_dir in runs.items():
+        m = json.loads((run_dir / "metrics.json").read_text())
+        steps = [e["step"] for e in m["evals"]] + [m["config"]["steps"]]
+        colour = None
+        for kind, style, tag in (("fakequant", "-", "int8"), ("fp32", ":", "fp32")):
+            db = [e[kind]["psnr"] for e in m["evals"]] + [m["quality"][kind]["psnr"]]
+            (line,) = ax.plot(steps, db, style, marker="o", ms=3, label=f"{label} ({tag})", color=colour)
+            colour = line.get_color()
+    ax.axhline(m["quality"]["identity_baseline"]["psnr"], color="grey", lw=0.8, ls="--", label="input itself")
+    ax.set_xlabel("training step (last point: final student)")
+    ax.set_ylabel("PSNR vs teacher, 8 val photos (dB)")
+    ax.legend(fontsize=7, ncol=2)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m compress.experiments.levers", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, required=True)
@@ -69,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = [{**row(d, a.bank_views, s), "variant": v} for d, (v, s) in zip(dirs, grid)]
     write_json_atomic(a.out / "table.json", rows)
     write_text_atomic(a.out / "table.md", to_markdown(rows))
+    plot_curves({f"{v} s{s}": d for d, (v, s) in zip(dirs, grid)}, a.out / "curves.png")
     print(to_markdown(rows))
     return 0
 
