@@ -16,8 +16,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import NoReturn
 
-from .config import (MIN_CROP, NORMS, PRESETS, TrainConfig, crop_size, eval_size, non_negative_float, non_negative_int,
-                     parse_macs, parse_params, positive_float, positive_int)
+from .config import (FIXED_NORM, MIN_CROP, NORMS, PRESETS, TrainConfig, crop_size, eval_size, non_negative_float,
+                     non_negative_int, parse_macs, parse_params, positive_float, positive_int)
 from .errors import GsError
 from .zoo import available_archs
 
@@ -79,8 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--w-feat", type=non_negative_float,
                    help="weight of the teacher-encoder feature distance (0: pixel L1 only)")
     p.add_argument("--norm", choices=NORMS,
-                   help="student normalisation: fixed (folded population statistics) or image (per-image "
-                        "standardisation of every normalised conv, trained from step 0)")
+                   help="student normalisation: fixed (the default: folded population statistics), image "
+                        "(per-image standardisation in INT8 ops, trained from step 0; no colour head) or "
+                        "image-exact (its float InstanceNorm bound, not exportable)")
     p.add_argument("--w-layer", type=non_negative_float,
                    help="weight of layer-wise distillation: every unit's pre-activation against the teacher's "
                         "on the kept channels (0: off)")
@@ -114,6 +115,8 @@ def apply_settings(base: TrainConfig, settings: dict[str, object]) -> TrainConfi
         raise GsError("--target-params needs a MAC budget; with --rho (pure GS) the L1 weight alone sets the size")
     for flag, value in settings.items():
         base = replace(base, **setting_fields(flag, value))
+    if base.norm != FIXED_NORM:  # measured: the colour head lowers a per-image student's int8 score
+        base = replace(base, colour_head=False)
     return base
 
 

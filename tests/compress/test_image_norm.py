@@ -92,3 +92,11 @@ def test_layer_loss_is_zero_for_the_teacher_and_grows_with_pruning() -> None:
         assert layers.loss(small, taps, layers.teacher_activations(x)) > 1e-3
         small.record_taps(False)
         assert small.unit("down1").taps is None
+
+
+def test_per_image_students_train_without_colour_head() -> None:
+    from compress.cli import apply_settings
+    from compress.config import PRESETS
+
+    assert apply_settings(PRESETS["quick"], {"--norm": "image"}).colour_head is False
+    assert apply_settings(PRESETS["quick"], {}).colour_head is True
