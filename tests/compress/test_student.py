@@ -11,7 +11,8 @@ from compress import channels
 from compress.checkpoint import load_student, save_student
 from compress.errors import CheckpointError
 from compress.quant import ActQuant, affine_qparams, fake_quant_weight, set_quantisation
-from compress.student import TRUNK, convtranspose_to_subpixel, student_from_teacher
+from compress.student import TRUNK, student_from_teacher
+from compress.subpixel import convtranspose_to_subpixel
 
 from tests.tiny import make_tiny_student, make_tiny_teacher
 
