@@ -131,8 +131,7 @@ def _slice_unit(old: StudentUnit, new: StudentUnit, out_idx: torch.Tensor, in_id
     new.bias.data.copy_(old.bias.data[conv_out])
     new.source.copy_(old.source[out_idx.to(old.source.device)])
     if old.image_norm is not None:
-        _copy_quant(old.conv_quant, new.conv_quant)
-        new.image_norm.load_state_dict(old.image_norm.state_dict())
+        _copy_quant(old.conv_quant, new.conv_quant)  # the norm's ramps are constants, equal in both
         for q_old, q_new in zip(old.image_norm.quantisers(), new.image_norm.quantisers()):
             _copy_quant(q_old, q_new)
         new.image_norm.quantise = old.image_norm.quantise

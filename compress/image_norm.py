@@ -28,6 +28,8 @@ what the student trained with.
 """
 from __future__ import annotations
 
+from typing import Callable, Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -49,6 +51,26 @@ def ramp_weights(knots: tuple[float, ...] = RSQRT_KNOTS) -> tuple[torch.Tensor, 
     k = len(width)
     return (w1.reshape(k, 1, 1, 1).float(), (-w1 * t[:-1]).float(), (drops / RAMP_TOP).reshape(1, k, 1, 1).float(),
             t[:1].rsqrt().float())
+
+
+def standardise(z: torch.Tensor, quant: Callable[[str, torch.Tensor], torch.Tensor], ramps: Sequence[torch.Tensor],
+                channels: int) -> torch.Tensor:
+    """d * r(var) of a conv output z [N, C, H, W], each intermediate passed through `quant(name, x)` (name
+    one of `ImageNorm.QUANTISERS`). `ramps`: (w1, b1, w2, b2) with the weights already on their grid;
+    `channels` = C as a constant, so a traced graph holds no shape arithmetic (Core ML converts none).
+    The one definition of this arithmetic: the student (ImageNorm) and the export graph's torch executor
+    (export.graph.GraphModule) both call it."""
+    d = quant("diff_q", z - quant("mean_q", z.mean(dim=(2, 3), keepdim=True)))
+    var = quant("var_q", quant("square_q", d * d).mean(dim=(2, 3), keepdim=True))
+    return quant("norm_q", d * inverse_std(var, quant, ramps, channels))
+
+
+def inverse_std(var: torch.Tensor, quant: Callable[[str, torch.Tensor], torch.Tensor],
+                ramps: Sequence[torch.Tensor], channels: int) -> torch.Tensor:
+    """var [N, C, 1, 1] -> r [N, C, 1, 1]: the ramps run over the channels laid out as a row of pixels."""
+    w1, b1, w2, b2 = ramps
+    h = quant("hidden_q", F.hardtanh(F.conv2d(var.reshape(-1, 1, 1, channels), w1, b1), 0.0, RAMP_TOP))
+    return quant("inv_q", F.conv2d(h, w2, b2)).reshape(-1, channels, 1, 1)
 
 
 def fixed_grid(top: float) -> ActQuant:
@@ -75,25 +97,29 @@ class ImageNorm(nn.Module):
             grid = {"var_q": VAR_MAX, "hidden_q": RAMP_TOP}.get(name)
             setattr(self, name, fixed_grid(grid) if grid else ActQuant())
 
+    def quant(self, name: str, x: torch.Tensor) -> torch.Tensor:
+        """Apply this module's quantiser `name`."""
+        return getattr(self, name)(x)
+
     def inverse_std(self, var: torch.Tensor) -> torch.Tensor:
-        """var [N, C, 1, 1] -> r [N, C, 1, 1], the ramps run over channels laid out as a row of pixels."""
-        n, c = var.shape[:2]
+        """var [N, C, 1, 1] -> r [N, C, 1, 1], the piecewise-linear 1/sqrt on this module's grids."""
+        return inverse_std(var, self.quant, self.ramps(), var.shape[1])
+
+    def ramps(self) -> tuple[torch.Tensor, ...]:
+        """(w1, b1, w2, b2), the weights fake-quantised when quantising."""
         w1, w2 = (fake_quant_weight(self.w1), fake_quant_weight(self.w2)) if self.quantise else (self.w1, self.w2)
-        h = self.hidden_q(F.hardtanh(F.conv2d(var.reshape(n, 1, 1, c), w1, self.b1), 0.0, RAMP_TOP))
-        return self.inv_q(F.conv2d(h, w2, self.b2)).reshape(n, c, 1, 1)
+        return w1, self.b1, w2, self.b2
 
     def forward(self, z: torch.Tensor, eps: torch.Tensor | None = None) -> torch.Tensor:
         """z [N, C, H, W] -> standardised d * r; `eps` [C]: the exact form's per-channel epsilon."""
         if self.exact:
             d = z - z.mean(dim=(2, 3), keepdim=True)
             return d * torch.rsqrt(d.square().mean(dim=(2, 3), keepdim=True) + eps[None, :, None, None])
-        d = self.diff_q(z - self.mean_q(z.mean(dim=(2, 3), keepdim=True)))
-        var = self.var_q(self.square_q(d * d).mean(dim=(2, 3), keepdim=True))
-        return self.norm_q(d * self.inverse_std(var))
+        return standardise(z, self.quant, self.ramps(), z.shape[1])
 
     @staticmethod
     def macs(channels: int, height: int, width: int) -> int:
-        """The 1x1 depthwise channel affine at the unit's resolution and the MLP's two 1x1 convs over C."""
+        """The 1x1 depthwise channel affine at the unit's resolution and the ramps' two 1x1 convs over C."""
         return channels * (height * width + 2 * (len(RSQRT_KNOTS) - 1))
 
     def params(self) -> int:

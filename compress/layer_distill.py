@@ -20,20 +20,27 @@ class LayerDistillation:
     def __init__(self, teacher: nn.Module) -> None:
         self.teacher = teacher
         self.acts: dict[str, torch.Tensor] = {}
+        # the hooks keep activations only inside teacher_activations: the teacher's encoder also runs
+        # for the feature distance every step, and its norms must not be copied there
+        self.recording = False
         for name, (_conv, norm) in teacher.unit_modules().items():
             if norm is not None:
                 norm.register_forward_hook(self._keeper(name))
 
     def _keeper(self, name: str):  # noqa: ANN202 - a forward hook
         def keep(_module: nn.Module, _inputs: tuple, output: torch.Tensor) -> None:
-            self.acts[name] = output.clone()  # the teacher's ReLU after the norm runs in place
+            if self.recording:
+                self.acts[name] = output.clone()  # the teacher's ReLU after the norm runs in place
         return keep
 
     @torch.no_grad()
     def teacher_activations(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Run the teacher on `x` and return its normalised activations by unit name."""
-        self.acts = {}
-        self.teacher(x)
+        self.acts, self.recording = {}, True
+        try:
+            self.teacher(x)
+        finally:
+            self.recording = False
         acts, self.acts = self.acts, {}
         return acts
 

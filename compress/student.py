@@ -8,7 +8,8 @@ exported INT8 model executes:
 
 The per-image InstanceNorm of the teacher (slow and lossy in TFLite INT8) is replaced by a fixed
 per-channel normalisation (population statistics mu/sigma, calibrated layer by layer) whose affine
-`gamma` is the GS channel scale. The residual trunk is one coupled channel group with a shared,
+`gamma` is the GS channel scale, or (`norm="image"`) by the INT8 per-image normalisation of
+`compress/image_norm.py` followed by the same gamma and beta. The residual trunk is one coupled channel group with a shared,
 non-negative `trunk gate` that multiplies the output of every unit that writes into the trunk.
 A channel whose gamma (or gate) is zero emits exactly zero (its shift is masked too), so the slim
 model that physically drops it computes the same function. The teacher's stride-2 ConvTranspose
@@ -271,7 +272,7 @@ class StudentGenerator(nn.Module):
             mult = 4 if u.kind == "up" else 1
             total += cout * mult * (cin * k * k + 1)
             norm = self.unit(u.name).image_norm
-            if norm is not None:  # its scalar MLP and the channel scale and shift
+            if norm is not None:  # its 1/sqrt ramps and the channel scale and shift
                 total += norm.params() + 2 * cout
         return total
 

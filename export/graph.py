@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from compress.colour import ColourHead
-from compress.image_norm import RAMP_TOP
+from compress.image_norm import standardise
 from compress.quant import QMAX, QMIN, fake_quant_weight
 
 LayerKind = Literal["conv", "up", "convT"]
@@ -275,14 +275,11 @@ class GraphModule(nn.Module):
         return self._fq(y, layer.out_q)
 
     def _standardise(self, z: torch.Tensor, st: ImageStandardise) -> torch.Tensor:
-        """The per-image normalisation and channel affine, op for op as the INT8 runtimes run it."""
-        z = self._fq(z, st.conv_q)
-        d = self._fq(z - self._fq(z.mean(dim=(2, 3), keepdim=True), st.mean_q), st.diff_q)
-        var = self._fq(self._fq(d * d, st.square_q).mean(dim=(2, 3), keepdim=True), st.var_q)
-        c = len(st.scale)  # a constant, not a traced shape (Core ML converts no shape arithmetic)
-        h = self._fq(F.hardtanh(F.conv2d(var.reshape(-1, 1, 1, c), self._w(st.w1), st.b1), 0.0, RAMP_TOP), st.hidden_q)
-        r = self._fq(F.conv2d(h, self._w(st.w2), st.b2), st.inv_q).reshape(-1, c, 1, 1)
-        return F.conv2d(self._fq(d * r, st.norm_q), self._w(st.depthwise()), st.shift, groups=c)
+        """The per-image normalisation (the student's own arithmetic) and the channel affine."""
+        c = len(st.scale)
+        ramps = (self._w(st.w1), st.b1, self._w(st.w2), st.b2)
+        n = standardise(self._fq(z, st.conv_q), lambda name, x: self._fq(x, getattr(st, name)), ramps, c)
+        return F.conv2d(n, self._w(st.depthwise()), st.shift, groups=c)
 
     def _modulation(self, trunk: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(gain, shift) of the colour grade, [B, 3, 1, 1] each."""
