@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from .config import (FIXED_NORM, MIN_CROP, NORMS, PRESETS, TrainConfig, crop_size, eval_size, non_negative_float,
-                     non_negative_int, parse_macs, parse_params, positive_float, positive_int)
+                     non_negative_int, parse_macs, parse_params, positive_float, positive_int, unit_fraction)
 from .errors import GsError
 from .zoo import available_archs
 
@@ -52,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="'default' (the default: photos from packages) or a folder of images")
     p.add_argument("--preset", choices=sorted(PRESETS),
                    help="quick (the default): a 2-core CPU, ~30 min (35 min measured with other jobs running); "
+                        "standard: a 2-core CPU, about 75 min, 4000 bank views, 4000 steps; "
                         "paper: reference hyper-parameters for a GPU; tiny: seconds")
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--target-macs", type=parse_macs, metavar="MACS",
@@ -82,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="student normalisation: fixed (the default: folded population statistics), image "
                         "(per-image standardisation in INT8 ops, trained from step 0; no colour head) or "
                         "image-exact (its float InstanceNorm bound, not exportable)")
+    p.add_argument("--prenorm-range", type=unit_fraction,
+                   help="--norm image: fraction of the observed range the int8 grid of each conv output before "
+                        "its norm covers (1: min/max; smaller: finer steps, outliers saturate)")
     p.add_argument("--w-layer", type=non_negative_float,
                    help="weight of layer-wise distillation: every unit's pre-activation against the teacher's "
                         "on the kept channels (0: off)")

@@ -53,6 +53,9 @@ class ActQuant(nn.Module):
         self.register_buffer("fixed_zero_point", torch.tensor(fixed[1] if fixed else 0))
         self.enabled = True  # quantise in forward (False: fp32 student, ranges still observed)
         self.observing = True  # update the EMA range in training mode
+        # < 1: the grid covers this fraction of the observed min/max (finer steps for the bulk of a
+        # heavy-tailed tensor; the outliers saturate)
+        self.range_fraction = 1.0
 
     @property
     def is_fixed(self) -> bool:
@@ -66,7 +69,7 @@ class ActQuant(nn.Module):
 
     @torch.no_grad()
     def observe(self, x: torch.Tensor) -> None:
-        lo, hi = x.min().float(), x.max().float()
+        lo, hi = x.min().float() * self.range_fraction, x.max().float() * self.range_fraction
         if not bool(self.initialised):
             self.lo.copy_(lo)
             self.hi.copy_(hi)

@@ -276,6 +276,17 @@ class StudentGenerator(nn.Module):
                 total += norm.params() + 2 * cout
         return total
 
+    def clip_prenorm_ranges(self, fraction: float) -> None:
+        """Per-image norm: the int8 grid of each conv output before its norm covers `fraction` of the observed range.
+
+        The norm divides each channel by its per-image deviation, so the rounding noise of a channel
+        that is quiet in this image is amplified; the range is set by rare outliers, and a clipped
+        grid gives the bulk finer steps.
+        """
+        for m in self.units.values():
+            if m.conv_quant is not None:
+                m.conv_quant.range_fraction = fraction
+
     def record_taps(self, on: bool) -> dict[str, torch.Tensor] | None:
         """Start (a fresh dict filled by the next forward: unit name -> pre-activation) or stop."""
         taps: dict[str, torch.Tensor] | None = {} if on else None

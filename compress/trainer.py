@@ -52,6 +52,7 @@ def apply_phase(student: StudentGenerator, cfg: TrainConfig, step: int) -> None:
     """Quantisation on/off and range freezing as pure functions of the step (resume-safe)."""
     set_quantisation(student, cfg.qat and step >= int(cfg.qat_start * cfg.steps))
     freeze_ranges(student, step >= int(cfg.freeze_ranges * cfg.steps))
+    student.clip_prenorm_ranges(cfg.prenorm_range)
 
 
 def check_budgets(cfg: TrainConfig, teacher_macs: float, teacher_params: float) -> None:
@@ -185,8 +186,10 @@ class Trainer:
         all_reduce_grads(st.student, self.dist)
         st.opt_w.step()
         st.opt_gamma.step()
-        # GS sparsity: proximal step on the channel scales (MAC-aware weights)
-        channels.proximal_step(st.student, cfg.lr_gamma * factor, cfg.rho)
+        # GS sparsity: proximal step on the channel scales (MAC-aware weights); with a MAC budget and
+        # shrink_after_budget off it stops once the budget is reached, so the student keeps its size
+        if self.target is None or cfg.shrink_after_budget or step <= int(cfg.prune_end * cfg.steps):
+            channels.proximal_step(st.student, cfg.lr_gamma * factor, cfg.rho)
         if st.disc:
             gen = torch.Generator().manual_seed(cfg.seed * 7919 + step)
             fake = st.replay.push_and_sample(y_s.detach().cpu(), gen).to(self.device)

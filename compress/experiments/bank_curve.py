@@ -43,15 +43,28 @@ def row(run_dir: Path, views: int, seed: int) -> dict[str, Any]:
             "identity_db": q["identity_baseline"]["psnr"]}
 
 
-def to_markdown(rows: list[dict[str, Any]]) -> str:
-    lines = ["| labelled views | seed | fake-quant dB | fp32 dB | fake-quant, no head | worst photo | below identity |",
-             "|---|---|---|---|---|---|---|"]
-    for r in rows:
-        kind = "bank, whole views" if r["bank"] else "quick preset crops"
-        no_head = f"{r['fakequant_no_head_db']:.2f}" if r["fakequant_no_head_db"] is not None else "n/a"
-        lines.append(f"| {r['views']} ({kind}) | {r['seed']} | {r['fakequant_db']:.2f} | {r['fp32_db']:.2f} | "
-                     f"{no_head} | {r['worst_db']:.2f} | {r['below_identity']} of {r['photos']} |")
+RESULT_HEADER = "fake-quant dB | fp32 dB | fake-quant, no head | worst photo | below identity |"
+
+
+def result_cells(r: dict[str, Any]) -> str:
+    """The RESULT_HEADER cells of one row."""
+    no_head = f"{r['fakequant_no_head_db']:.2f}" if r["fakequant_no_head_db"] is not None else "n/a"
+    return (f"{r['fakequant_db']:.2f} | {r['fp32_db']:.2f} | {no_head} | {r['worst_db']:.2f} | "
+            f"{r['below_identity']} of {r['photos']} |")
+
+
+def markdown_table(first_columns: list[str], rows: list[dict[str, Any]]) -> str:
+    """A Markdown table: `first_columns` (row keys) then the RESULT_HEADER cells."""
+    lines = ["| " + " | ".join(first_columns) + " | " + RESULT_HEADER,
+             "|" + "---|" * (len(first_columns) + RESULT_HEADER.count("|"))]
+    lines += ["| " + " | ".join(str(r[c]) for c in first_columns) + " | " + result_cells(r) for r in rows]
     return "\n".join(lines) + "\n"
+
+
+def to_markdown(rows: list[dict[str, Any]]) -> str:
+    labelled = [{**r, "labelled views": f"{r['views']} ({'bank, whole views' if r['bank'] else 'quick preset crops'})"}
+                for r in rows]
+    return markdown_table(["labelled views", "seed"], labelled)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,17 +15,17 @@ import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 from gs_contract import write_json_atomic, write_text_atomic
 from gs_contract.figures import pyplot, save_figure
 
-from .bank_curve import row
+from .bank_curve import markdown_table, row
 
 VARIANTS: dict[str, list[str]] = {
     "fixed": [],                                                        # the folded population norm
     "fixed+layer": ["--w-layer", "0.5"],                                # + layer-wise distillation
     "image": ["--norm", "image"],                                       # INT8 per-image normalisation
+    "image+clip": ["--norm", "image", "--prenorm-range", "0.4"],        # + clipped pre-norm int8 grids
     "image+layer": ["--norm", "image", "--w-layer", "0.5"],
     "image-exact": ["--norm", "image-exact"],                           # its float upper bound
     "image-exact+layer": ["--norm", "image-exact", "--w-layer", "0.5"],
@@ -41,16 +41,6 @@ def run_one(out: Path, variant: str, seed: int, bank_views: int, threads: int, e
         with open(out / f"{variant}_s{seed}.log", "w") as log:
             subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT)
     return run_dir
-
-
-def to_markdown(rows: list[dict[str, Any]]) -> str:
-    lines = ["| variant | seed | fake-quant dB | fp32 dB | fake-quant, no head | worst photo | below identity |",
-             "|---|---|---|---|---|---|---|"]
-    for r in rows:
-        no_head = f"{r['fakequant_no_head_db']:.2f}" if r["fakequant_no_head_db"] is not None else "n/a"
-        lines.append(f"| {r['variant']} | {r['seed']} | {r['fakequant_db']:.2f} | {r['fp32_db']:.2f} | {no_head} | "
-                     f"{r['worst_db']:.2f} | {r['below_identity']} of {r['photos']} |")
-    return "\n".join(lines) + "\n"
 
 
 def plot_curves(runs: dict[str, Path], path: Path) -> Path:
@@ -92,9 +82,9 @@ def main(argv: list[str] | None = None) -> int:
         dirs = list(pool.map(lambda vs: run_one(a.out, vs[0], vs[1], a.bank_views, threads, a.extra), grid))
     rows = [{**row(d, a.bank_views, s), "variant": v} for d, (v, s) in zip(dirs, grid)]
     write_json_atomic(a.out / "table.json", rows)
-    write_text_atomic(a.out / "table.md", to_markdown(rows))
+    write_text_atomic(a.out / "table.md", markdown_table(["variant", "seed"], rows))
     plot_curves({f"{v} s{s}": d for d, (v, s) in zip(dirs, grid)}, a.out / "curves.png")
-    print(to_markdown(rows))
+    print(markdown_table(["variant", "seed"], rows))
     return 0
 
 

@@ -13,6 +13,10 @@ teacher on the default val photos. Population statistics are measured on the tra
                    for a mean-free d, mean(relu(d)) is exactly half of mean |d|), times the channel's population
                    std/MAD ratio
   mad_int8         the same with the centred tensor fake-quantised to int8 (per-tensor range from the train photos)
+  int8_rangeF      the exact per-image norm of the population-standardised input (what a `--norm image`
+                   student's conv outputs) put on a per-tensor int8 grid covering F x its min/max over the
+                   train photos: the INT8 cost of the pre-norm grid, and what a clipped grid
+                   (`gs-compress --prenorm-range F`) wins back
 """
 from __future__ import annotations
 
@@ -26,7 +30,9 @@ from ..data import build_default_photos, val_batch
 from ..evaluate import psnr, run_batched
 from ..teachers import load_teacher
 
-VARIANTS = ("in", "population", "mean_popvar", "popmean_imgvar", "mad", "mad_int8")
+RANGE_FRACTIONS = (1.0, 0.5, 0.35, 0.25)
+VARIANTS = ("in", "population", "mean_popvar", "popmean_imgvar", "mad", "mad_int8",
+            *(f"int8_range{f:g}" for f in RANGE_FRACTIONS))
 
 
 class ProbeNorm(nn.Module):
@@ -36,14 +42,15 @@ class ProbeNorm(nn.Module):
         super().__init__()
         self.weight, self.bias, self.eps = norm.weight, norm.bias, norm.eps
         self.variant = "in"
-        self.seen: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, float, float]] = []
+        self.seen: list[tuple[torch.Tensor, ...]] = []
         self.recording = False
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
         mu, var = y.mean((2, 3), keepdim=True), y.var((2, 3), unbiased=False, keepdim=True)
         d = y - mu
         if self.recording:
-            self.seen.append((mu, var, d.abs().mean((2, 3), keepdim=True), float(d.min()), float(d.max())))
+            self.seen.append((mu, var, d.abs().mean((2, 3), keepdim=True), d.min(), d.max(),
+                              y.amin((2, 3), keepdim=True), y.amax((2, 3), keepdim=True)))
         v = self.variant
         if v == "in":
             z = d / torch.sqrt(var + self.eps)
@@ -53,6 +60,15 @@ class ProbeNorm(nn.Module):
             z = d / torch.sqrt(self.pop_var + self.eps)
         elif v == "popmean_imgvar":
             z = (y - self.pop_mu) / torch.sqrt(var + self.eps)
+        elif v.startswith("int8_range"):
+            pop_sd = torch.sqrt(self.pop_var + self.eps)
+            fraction = float(v.removeprefix("int8_range"))
+            lo, hi = fraction * self.z_lo, fraction * self.z_hi
+            scale = (hi - lo) / 255
+            zq = torch.fake_quantize_per_tensor_affine((y - self.pop_mu) / pop_sd, scale,
+                                                       round(-128 - lo / scale), -128, 127)
+            dq = zq - zq.mean((2, 3), keepdim=True)
+            z = dq / torch.sqrt(dq.square().mean((2, 3), keepdim=True) + self.eps / pop_sd.square())
         else:
             if v == "mad_int8":
                 scale = (self.d_hi - self.d_lo) / 255
@@ -66,7 +82,13 @@ class ProbeNorm(nn.Module):
         self.pop_mu = mu.mean(0, keepdim=True)
         self.pop_var = (var + (mu - self.pop_mu) ** 2).mean(0, keepdim=True)
         self.std_over_mad = (var.sqrt() / mad.clamp_min(1e-8)).mean(0, keepdim=True)
-        self.d_lo, self.d_hi = min(0.0, min(s[3] for s in self.seen)), max(0.0, max(s[4] for s in self.seen))
+        self.d_lo = min(0.0, min(float(s[3]) for s in self.seen))
+        self.d_hi = max(0.0, max(float(s[4]) for s in self.seen))
+        pop_sd = torch.sqrt(self.pop_var + self.eps)
+        y_lo = torch.cat([s[5] for s in self.seen]).amin(0, keepdim=True)
+        y_hi = torch.cat([s[6] for s in self.seen]).amax(0, keepdim=True)
+        self.z_lo = min(0.0, float(((y_lo - self.pop_mu) / pop_sd).min()))
+        self.z_hi = max(0.0, float(((y_hi - self.pop_mu) / pop_sd).max()))
         self.seen = []
 
 

@@ -100,3 +100,25 @@ def test_per_image_students_train_without_colour_head() -> None:
 
     assert apply_settings(PRESETS["quick"], {"--norm": "image"}).colour_head is False
     assert apply_settings(PRESETS["quick"], {}).colour_head is True
+
+
+def test_clipped_prenorm_grids_cover_the_asked_fraction_and_only_with_a_per_image_norm() -> None:
+    from compress.cli import apply_settings
+    from compress.config import PRESETS, check_config
+    from compress.errors import GsError
+    from compress.quant import ActQuant
+
+    student = make_tiny_student("cartoongan", prune=0.0, norm="image")
+    student.clip_prenorm_ranges(0.4)
+    prenorm = [u.conv_quant for u in student.units.values() if u.conv_quant is not None]
+    assert prenorm and all(q.range_fraction == 0.4 for q in prenorm)
+    assert all(u.out_quant.range_fraction == 1.0 for u in student.units.values())
+    x = torch.randn(2, 4, 8, 8)
+    q = ActQuant().train()
+    q.range_fraction = 0.4
+    y = q(x)
+    assert (float(q.lo), float(q.hi)) == pytest.approx((0.4 * float(x.min()), 0.4 * float(x.max())))
+    assert float(y.max()) <= 0.4 * float(x.max()) + q.qparams()[0]  # the outliers saturate (within a step)
+    check_config(apply_settings(PRESETS["quick"], {"--norm": "image", "--prenorm-range": 0.4}))
+    with pytest.raises(GsError, match="--prenorm-range 0.4 needs --norm image"):
+        check_config(apply_settings(PRESETS["quick"], {"--prenorm-range": 0.4}))

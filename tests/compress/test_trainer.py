@@ -200,3 +200,22 @@ def test_torchrun_two_cpu_processes(setup_dir: Path, tmp_path: Path) -> None:
     assert (tmp_path / "ddp" / "student.pt").is_file()
     m = json.loads((tmp_path / "ddp" / "metrics.json").read_text())
     assert len(m["history"]) >= 3
+
+
+@pytest.mark.parametrize("shrink", [True, False])
+def test_l1_shrinking_stops_at_the_budget_unless_asked(shrink: bool, setup_dir: Path, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from compress import config
+
+    tiny = config.PRESETS["tiny"]
+    monkeypatch.setitem(config.PRESETS, "tiny", replace(tiny, shrink_after_budget=shrink))
+    original, calls = trainer_mod.channels.proximal_step, []
+
+    def counted(*a, **k):  # noqa: ANN002, ANN003, ANN202
+        calls.append(1)
+        return original(*a, **k)
+
+    monkeypatch.setattr(trainer_mod.channels, "proximal_step", counted)
+    assert main(args(setup_dir, tmp_path / "run", "--no-colour-head")) == 0
+    budget_reached = int(tiny.prune_end * tiny.steps)
+    assert len(calls) == (tiny.steps if shrink else budget_reached + 1)
