@@ -55,6 +55,11 @@ def apply_phase(student: StudentGenerator, cfg: TrainConfig, step: int) -> None:
     student.clip_prenorm_ranges(cfg.prenorm_range)
 
 
+def prune_window(cfg: TrainConfig) -> tuple[int, int]:
+    """First and last step of the MAC budget's cubic schedule."""
+    return int(cfg.prune_start * cfg.steps), int(cfg.prune_end * cfg.steps)
+
+
 def check_budgets(cfg: TrainConfig, teacher_macs: float, teacher_params: float) -> None:
     """A MAC or parameter budget above the teacher's own cannot compress anything: refuse it."""
     size = f"{cfg.eval_size}x{cfg.eval_size}"
@@ -188,7 +193,7 @@ class Trainer:
         st.opt_gamma.step()
         # GS sparsity: proximal step on the channel scales (MAC-aware weights); with a MAC budget and
         # shrink_after_budget off it stops once the budget is reached, so the student keeps its size
-        if self.target is None or cfg.shrink_after_budget or step <= int(cfg.prune_end * cfg.steps):
+        if self.target is None or cfg.shrink_after_budget or step <= prune_window(cfg)[1]:
             channels.proximal_step(st.student, cfg.lr_gamma * factor, cfg.rho)
         if st.disc:
             gen = torch.Generator().manual_seed(cfg.seed * 7919 + step)
@@ -206,7 +211,7 @@ class Trainer:
         cfg, st = self.cfg, self.state
         if self.target is None:
             return
-        start, end = int(cfg.prune_start * cfg.steps), int(cfg.prune_end * cfg.steps)
+        start, end = prune_window(cfg)
         if step < start or step > end:
             return
         size = cfg.eval_size

@@ -61,14 +61,13 @@ class ProbeNorm(nn.Module):
         elif v == "popmean_imgvar":
             z = (y - self.pop_mu) / torch.sqrt(var + self.eps)
         elif v.startswith("int8_range"):
-            pop_sd = torch.sqrt(self.pop_var + self.eps)
             fraction = float(v.removeprefix("int8_range"))
             lo, hi = fraction * self.z_lo, fraction * self.z_hi
             scale = (hi - lo) / 255
-            zq = torch.fake_quantize_per_tensor_affine((y - self.pop_mu) / pop_sd, scale,
+            zq = torch.fake_quantize_per_tensor_affine((y - self.pop_mu) / self.pop_sd, scale,
                                                        round(-128 - lo / scale), -128, 127)
             dq = zq - zq.mean((2, 3), keepdim=True)
-            z = dq / torch.sqrt(dq.square().mean((2, 3), keepdim=True) + self.eps / pop_sd.square())
+            z = dq / torch.sqrt(dq.square().mean((2, 3), keepdim=True) + self.eps / self.pop_sd.square())
         else:
             if v == "mad_int8":
                 scale = (self.d_hi - self.d_lo) / 255
@@ -84,11 +83,11 @@ class ProbeNorm(nn.Module):
         self.std_over_mad = (var.sqrt() / mad.clamp_min(1e-8)).mean(0, keepdim=True)
         self.d_lo = min(0.0, min(float(s[3]) for s in self.seen))
         self.d_hi = max(0.0, max(float(s[4]) for s in self.seen))
-        pop_sd = torch.sqrt(self.pop_var + self.eps)
+        self.pop_sd = torch.sqrt(self.pop_var + self.eps)
         y_lo = torch.cat([s[5] for s in self.seen]).amin(0, keepdim=True)
         y_hi = torch.cat([s[6] for s in self.seen]).amax(0, keepdim=True)
-        self.z_lo = min(0.0, float(((y_lo - self.pop_mu) / pop_sd).min()))
-        self.z_hi = max(0.0, float(((y_hi - self.pop_mu) / pop_sd).max()))
+        self.z_lo = min(0.0, float(((y_lo - self.pop_mu) / self.pop_sd).min()))
+        self.z_hi = max(0.0, float(((y_hi - self.pop_mu) / self.pop_sd).max()))
         self.seen = []
 
 

@@ -1,7 +1,7 @@
 """Val PSNR against training step for finished gs-compress runs of different lengths (e.g. quick vs standard).
 
-    python -m compress.experiments.step_curve --out runs/step_curve "quick=runs/bank_curve/v4000_s0" \\
-        "standard=runs/standard"
+    python -m compress.experiments.step_curve --out runs/step_curve "standard=runs/standard" \\
+        "quick, image+clip=runs/levers/image+clip_s0"
 
 Reads each RUN_DIR's metrics.json (its evaluations during training and the final student); writes
 OUT/curves.png (the levers plot: fake-quant and fp32 at every evaluation, last point the final
