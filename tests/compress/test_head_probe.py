@@ -1,0 +1,72 @@
+"""The colour-head probe's oracle fitter and its command-line parsing."""
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import pytest
+import torch
+
+from compress.evaluate import psnr
+from compress.experiments.head_probe import affine, fit_grade, identity_maps, main, oracle_rows, refit_spec
+from tests.tiny import make_tiny_student
+
+
+def test_fit_grade_recovers_per_image_colour_maps() -> None:
+    gen = torch.Generator().manual_seed(0)
+    images = torch.rand(3, 3, 12, 12, generator=gen) * 1.6 - 0.8
+    maps = identity_maps(3) + 0.2 * torch.randn(3, 3, 4, generator=gen)  # a different grade per image
+    target = affine(images)(maps)
+    assert np.mean(psnr(images, target)) < 30
+    assert min(psnr(fit_grade(affine(images), identity_maps(3), target), target)) > 60
+
+
+def test_oracle_rows_bound_the_learned_head() -> None:
+    student = make_tiny_student(colour=True).eval()
+    gen = torch.Generator().manual_seed(1)
+    val = torch.rand(2, 3, 16, 16, generator=gen) * 1.6 - 0.8
+    target = torch.tanh(1.3 * val + 0.1)
+    rows = {name: np.mean(db) for name, db in oracle_rows(student, val, target).items()}
+    assert student.colour is not None  # the head is put back
+    assert rows["oracle 3x4 map on the input"] > rows["identity (the input)"]
+    assert rows["oracle gain/shift on the pre-activation"] >= rows["student without head"] - 0.01
+
+
+@pytest.mark.parametrize("text, parsed", [("64:4800", (64, 4800, None)), ("256:400:11", (256, 400, 11))])
+def test_refit_spec_parses(text: str, parsed: tuple) -> None:
+    assert refit_spec(text) == parsed
+
+
+@pytest.mark.parametrize("text", ["64", "64:0", "a:b", "1:2:3:4"])
+def test_refit_spec_names_the_bad_value(text: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError, match="SIZE:VIEWS"):
+        refit_spec(text)
+
+
+def test_merged_heads_compute_the_mean_grade() -> None:
+    from compress.experiments.head_probe import merge_heads
+    from compress.quant import set_quantisation
+
+    heads = [make_tiny_student(colour=True, seed=seed).colour for seed in (0, 1, 2)]
+    assert heads[0] is not None and not torch.equal(heads[0].w1, heads[1].w1)
+    for h in heads[1:]:  # one calibration, as heads fitted on the same views share
+        h.f_mu.copy_(heads[0].f_mu)
+        h.f_sd.copy_(heads[0].f_sd)
+    merged = merge_heads(heads)
+    for h in heads + [merged]:
+        set_quantisation(h, False)
+    pooled = torch.randn(2, heads[0].w1.shape[1], 1, 1)
+    each = [h.modulation_of_pooled(pooled) for h in heads]
+    gain, shift = merged.modulation_of_pooled(pooled)
+    assert torch.allclose(gain, sum(g for g, _ in each) / 3, atol=1e-5)
+    assert torch.allclose(shift, sum(t for _, t in each) / 3, atol=1e-5)
+    assert merged.w1.shape[0] == 3 * heads[0].w1.shape[0]
+
+
+def test_a_bad_student_file_is_one_line_and_exit_2(tmp_path, capsys) -> None:  # noqa: ANN001
+    bad = tmp_path / "student.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(SystemExit) as exc:
+        main(["--student", str(bad)])
+    assert exc.value.code == 2
+    assert str(bad) in capsys.readouterr().err
