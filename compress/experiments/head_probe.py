@@ -20,7 +20,9 @@ Teacher labelling cost grows with S^2 N, so 64:4800, 128:1600 and 256:400 cost a
 row gives the val PSNR and the PSNR on 200 of the views the head was fitted on (under-fitting shows
 as both low, over-fitting as a gap); rows with fewer photos K show how the head's generalisation to
 new photos grows with the number of distinct photos. `--head-seeds K` fits K heads per row and
-evaluates their merge (`merge_heads`: an ensemble that is itself one wider head).
+evaluates their merge (`merge_heads`: an ensemble that is itself one wider head). `--bank-mix P`
+refits on the label bank's views instead (compress.bank.make_view: photometric changes and a
+fraction P of two-photo mixes, blends or halves): do synthetic scenes stand in for more photos?
 """
 from __future__ import annotations
 
@@ -34,6 +36,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..bank import ViewRecipe, make_view
 from ..checkpoint import load_student
 from ..colour import ColourHead
 from ..colour_fit import fit_colour_head, head_inputs
@@ -95,10 +98,15 @@ def oracle_rows(student: StudentGenerator, val: torch.Tensor, target: torch.Tens
     return rows
 
 
-def labelled_views(teacher: torch.nn.Module, photos: list, size: int, n: int, seed: int = 0
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
-    """`n` jittered views of `size` px of `photos` and the teacher's outputs for them."""
-    views = jittered_views(photos, n, size, seed)
+def labelled_views(teacher: torch.nn.Module, photos: list, size: int, n: int, seed: int = 0,
+                   bank_mix: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """`n` views of `size` px of `photos` and the teacher's outputs for them: jittered crops, or with
+    `bank_mix` the label bank's views (compress.bank.make_view) with that fraction of two-photo mixes."""
+    if bank_mix is None:
+        views = jittered_views(photos, n, size, seed)
+    else:
+        recipe = ViewRecipe(size=size, seed=seed, p_mix=bank_mix)
+        views = torch.stack([make_view(photos, recipe, i) for i in range(n)])
     with torch.no_grad():
         return views, run_batched(teacher, views, batch=8)
 
@@ -159,6 +167,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0, help="seed of the refit views and of the first head")
     p.add_argument("--head-seeds", type=int, default=1,
                    help="fit this many heads per refit row (seeds SEED..SEED+K-1) and report their merge")
+    p.add_argument("--bank-mix", type=float, default=None, metavar="P",
+                   help="refit on the label bank's views with this fraction of two-photo mixes instead of "
+                        "jittered crops")
     p.add_argument("--threads", type=int, default=2)
     a = p.parse_args(argv)
     if a.head_seeds < 1:
@@ -183,8 +194,10 @@ def main(argv: list[str] | None = None) -> int:
     train = photos.subset("train")
     for size, n, k in a.refit:
         t0 = time.time()
-        views, labels = labelled_views(teacher, train[:k], size, n, a.seed)
-        print(f"{n} views of {size} px from {len(train[:k])} photos labelled in {time.time() - t0:.0f} s", flush=True)
+        views, labels = labelled_views(teacher, train[:k], size, n, a.seed, a.bank_mix)
+        kind = "jittered" if a.bank_mix is None else f"bank (p_mix {a.bank_mix:g})"
+        print(f"{n} {kind} views of {size} px from {len(train[:k])} photos labelled in {time.time() - t0:.0f} s",
+              flush=True)
         refits = []
         for seed in range(a.seed, a.seed + a.head_seeds):
             refits.append(refit_head(student, views, labels, seed))

@@ -70,3 +70,15 @@ def test_a_bad_student_file_is_one_line_and_exit_2(tmp_path, capsys) -> None:  #
         main(["--student", str(bad)])
     assert exc.value.code == 2
     assert str(bad) in capsys.readouterr().err
+
+
+def test_bank_views_mix_two_photos_when_asked() -> None:
+    from compress.experiments.head_probe import labelled_views
+
+    gen = torch.Generator().manual_seed(0)
+    photos = [(torch.rand(40, 48, 3, generator=gen) * 255).byte().numpy() for _ in range(3)]
+    identity = torch.nn.Identity()
+    plain, _ = labelled_views(identity, photos, 16, 6, bank_mix=0.0)
+    mixed, labels = labelled_views(identity, photos, 16, 6, bank_mix=1.0)
+    assert mixed.shape == labels.shape == (6, 3, 16, 16)
+    assert not torch.equal(plain, mixed)
