@@ -145,9 +145,10 @@ def _slice_unit(old: StudentUnit, new: StudentUnit, out_idx: torch.Tensor, in_id
 
 
 def _copy_quant(old: ActQuant, new: ActQuant) -> None:
-    """Range buffers and the (non-persistent) on/off switches of an activation quantiser."""
+    """Range buffers and the (non-persistent) switches of an activation quantiser: on/off, observing,
+    and the fraction of the observed range its grid covers."""
     new.load_state_dict(old.state_dict())
-    new.enabled, new.observing = old.enabled, old.observing
+    new.enabled, new.observing, new.range_fraction = old.enabled, old.observing, old.range_fraction
 
 
 @torch.no_grad()

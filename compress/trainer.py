@@ -49,7 +49,8 @@ def lr_factor(step: int, total: int) -> float:
 
 
 def apply_phase(student: StudentGenerator, cfg: TrainConfig, step: int) -> None:
-    """Quantisation on/off and range freezing as pure functions of the step (resume-safe)."""
+    """Quantisation on/off and range freezing as pure functions of the step, and the pre-norm grids'
+    range fraction: non-persistent switches a resumed checkpoint does not carry, so set every step."""
     set_quantisation(student, cfg.qat and step >= int(cfg.qat_start * cfg.steps))
     freeze_ranges(student, step >= int(cfg.freeze_ranges * cfg.steps))
     student.clip_prenorm_ranges(cfg.prenorm_range)

@@ -113,6 +113,9 @@ def test_clipped_prenorm_grids_cover_the_asked_fraction_and_only_with_a_per_imag
     prenorm = [u.conv_quant for u in student.units.values() if u.conv_quant is not None]
     assert prenorm and all(q.range_fraction == 0.4 for q in prenorm)
     assert all(u.out_quant.range_fraction == 1.0 for u in student.units.values())
+    compacted = channels.compact(student)  # a smaller student computing the same function keeps its grids
+    assert [u.conv_quant.range_fraction for u in compacted.units.values() if u.conv_quant is not None] == \
+        [0.4] * len(prenorm)
     x = torch.randn(2, 4, 8, 8)
     q = ActQuant().train()
     q.range_fraction = 0.4
