@@ -11,7 +11,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .colour import ColourHead
+from .colour import HIDDEN, ColourHead
 from .quant import freeze_ranges, set_quantisation
 from .student import StudentGenerator
 
@@ -37,7 +37,7 @@ def head_inputs(student: StudentGenerator, inputs: torch.Tensor, batch: int = 16
 
 def fit_colour_head(student: StudentGenerator, inputs: torch.Tensor, targets: torch.Tensor, steps: int,
                     batch: int = 32, lr: float = 1e-3, seed: int = 0, qat_from: float = 0.7,
-                    freeze_at: float = 0.9, window: int = 64, show: bool = False) -> dict:
+                    freeze_at: float = 0.9, window: int = 64, show: bool = False, hidden: int = HIDDEN) -> dict:
     """Attach a colour head to `student` and train it; returns {"steps", "views", "loss_start", "loss_end"}
     (mean L1 over the first and the last tenth of the steps).
 
@@ -52,7 +52,7 @@ def fit_colour_head(student: StudentGenerator, inputs: torch.Tensor, targets: to
     student.eval()
     pooled, pres = head_inputs(student, inputs)
     torch.manual_seed(seed)
-    head = student.attach_colour_head()
+    head = student.attach_colour_head(hidden)
     head.calibrate(pooled)
     head.train()
     out_quant = student.unit(student.gen_spec.tail[-1].name).out_quant

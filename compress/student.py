@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .colour import ColourHead
+from .colour import HIDDEN, ColourHead
 from .config import EXACT_IMAGE_NORM, FIXED_NORM
 from .image_norm import ImageNorm
 from .macs import count_spec_macs, unit_output_sizes
@@ -200,9 +200,9 @@ class StudentGenerator(nn.Module):
             state.setdefault(f"units.{key}.source", torch.arange(unit.spec.out_ch))
         return state
 
-    def attach_colour_head(self) -> ColourHead:
+    def attach_colour_head(self, hidden: int = HIDDEN) -> ColourHead:
         """A fresh identity-grade colour head reading the residual trunk."""
-        self.colour = ColourHead(self.gen_spec.stem[-1].out_ch).to(self.trunk_gate.device)
+        self.colour = ColourHead(self.gen_spec.stem[-1].out_ch, hidden).to(self.trunk_gate.device)
         return self.colour
 
     # ----- structure -----

@@ -2,7 +2,7 @@
 
     python -m compress.experiments.head_probe [--student pipeline/baselines/standard_student.pt]
         [--refit 64:4800 128:1600 256:400 256:400:6 256:400:11] [--seed 0] [--head-seeds 1]
-        [--threads 2]
+        [--extra-images DIR] [--hidden 64] [--threads 2]
 
 Oracle rows (no training): on each default val photo (256 px) the few numbers of one per-image grade
 are fitted by L-BFGS to the teacher's output (mean squared error), the student's trunk frozen and
@@ -23,6 +23,11 @@ new photos grows with the number of distinct photos. `--head-seeds K` fits K hea
 evaluates their merge (`merge_heads`: an ensemble that is itself one wider head). `--bank-mix P`
 refits on the label bank's views instead (compress.bank.make_view: photometric changes and a
 fraction P of two-photo mixes, blends or halves): do synthetic scenes stand in for more photos?
+`--extra-images DIR` adds every image of a folder (searched recursively) to the refit rows' photos, so
+one row's views are drawn from the first K train photos and those images alike: do other photos, or
+images that are not photos, teach the head the grade of the val photos? Each refit row also fits the
+oracle gain/shift on 200 of its views (what a head could reach on them); `--hidden H` refits heads of
+H hidden units (gs-compress: 64): does a wider head fit its own views, and does that carry to val?
 """
 from __future__ import annotations
 
@@ -38,9 +43,9 @@ from torch import nn
 
 from ..bank import ViewRecipe, make_view
 from ..checkpoint import load_student
-from ..colour import ColourHead
+from ..colour import HIDDEN, ColourHead
 from ..colour_fit import fit_colour_head, head_inputs
-from ..data import build_default_photos, jittered_views, val_batch
+from ..data import build_default_photos, jittered_views, load_photo_folder, val_batch
 from ..errors import GsError
 from ..evaluate import psnr, run_batched
 from ..quant import set_quantisation
@@ -78,6 +83,15 @@ def fit_grade(grade: Grade, init: torch.Tensor, target: torch.Tensor, iters: int
         return grade(p)
 
 
+def oracle_gain_shift(pre: torch.Tensor, target: torch.Tensor) -> list[float]:
+    """Per-image PSNR of tanh(pre * g + t) with the per-channel g, t fitted to `target` (the colour
+    head's own form, its numbers chosen by an oracle)."""
+    n = len(pre)
+    gain_shift = torch.cat([torch.ones(n, 3), torch.zeros(n, 3)], 1)
+    return psnr(fit_grade(lambda p: torch.tanh(pre * p[:, :3, None, None] + p[:, 3:, None, None]),
+                          gain_shift, target), target)
+
+
 def oracle_rows(student: StudentGenerator, val: torch.Tensor, target: torch.Tensor) -> dict[str, list[float]]:
     """Per-photo val PSNR of the student with and without its head, and of each oracle grade."""
     with torch.no_grad():
@@ -88,9 +102,7 @@ def oracle_rows(student: StudentGenerator, val: torch.Tensor, target: torch.Tens
         _, pre = head_inputs(student, val)
         student.colour = head
     pre, n = pre.float(), len(val)
-    gain_shift = torch.cat([torch.ones(n, 3), torch.zeros(n, 3)], 1)
-    rows["oracle gain/shift on the pre-activation"] = psnr(fit_grade(
-        lambda p: torch.tanh(pre * p[:, :3, None, None] + p[:, 3:, None, None]), gain_shift, target), target)
+    rows["oracle gain/shift on the pre-activation"] = oracle_gain_shift(pre, target)
     rows["oracle 3x4 map on the pre-activation"] = psnr(fit_grade(
         lambda p: torch.tanh(affine(pre)(p)), identity_maps(n), target), target)
     rows["oracle 3x4 map on the input"] = psnr(fit_grade(
@@ -111,11 +123,12 @@ def labelled_views(teacher: torch.nn.Module, photos: list, size: int, n: int, se
         return views, run_batched(teacher, views, batch=8)
 
 
-def refit_head(student: StudentGenerator, views: torch.Tensor, labels: torch.Tensor, seed: int) -> StudentGenerator:
-    """A copy of `student` with a head fitted as gs-compress fits it (same steps), with `seed`."""
+def refit_head(student: StudentGenerator, views: torch.Tensor, labels: torch.Tensor, seed: int,
+               hidden: int = HIDDEN) -> StudentGenerator:
+    """A copy of `student` with a head of `hidden` units fitted as gs-compress fits it (same steps)."""
     refit = copy.deepcopy(student)
     refit.colour = None
-    fit_colour_head(refit, views, labels, steps=3000, seed=seed)
+    fit_colour_head(refit, views, labels, steps=3000, seed=seed, hidden=hidden)
     return refit.eval()
 
 
@@ -170,12 +183,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bank-mix", type=float, default=None, metavar="P",
                    help="refit on the label bank's views with this fraction of two-photo mixes instead of "
                         "jittered crops")
+    p.add_argument("--extra-images", type=Path, default=None, metavar="DIR",
+                   help="add every image in DIR to the refit rows' train photos (after the first K)")
+    p.add_argument("--hidden", type=int, default=HIDDEN,
+                   help=f"hidden units of the refitted heads (gs-compress: {HIDDEN})")
     p.add_argument("--threads", type=int, default=2)
     a = p.parse_args(argv)
-    if a.head_seeds < 1:
-        p.error(f"--head-seeds {a.head_seeds}: fit at least one head")
+    if a.head_seeds < 1 or a.hidden < 1:
+        p.error(f"--head-seeds {a.head_seeds} --hidden {a.hidden}: both must be at least 1")
     try:
         student, _ = load_student(a.student)
+        extra = [] if a.extra_images is None else load_photo_folder(a.extra_images).images
     except GsError as exc:
         p.error(str(exc))
     student.eval()
@@ -194,13 +212,18 @@ def main(argv: list[str] | None = None) -> int:
     train = photos.subset("train")
     for size, n, k in a.refit:
         t0 = time.time()
-        views, labels = labelled_views(teacher, train[:k], size, n, a.seed, a.bank_mix)
+        sources = list(train[:k]) + extra
+        views, labels = labelled_views(teacher, sources, size, n, a.seed, a.bank_mix)
         kind = "jittered" if a.bank_mix is None else f"bank (p_mix {a.bank_mix:g})"
-        print(f"{n} {kind} views of {size} px from {len(train[:k])} photos labelled in {time.time() - t0:.0f} s",
-              flush=True)
+        print(f"{n} {kind} views of {size} px from {len(train[:k])} photos + {len(extra)} extra images "
+              f"labelled in {time.time() - t0:.0f} s", flush=True)
+        with torch.no_grad():
+            _, pre = head_inputs(student, views[:200])
+        print(f"  oracle gain/shift on 200 of these views: {np.mean(oracle_gain_shift(pre.float(), labels[:200])):.2f} dB "
+              "(what a head could reach on them)", flush=True)
         refits = []
         for seed in range(a.seed, a.seed + a.head_seeds):
-            refits.append(refit_head(student, views, labels, seed))
+            refits.append(refit_head(student, views, labels, seed, a.hidden))
             print(f"  head seed {seed}: val {mean_db(refits[-1], val, target):.2f} dB, on its fitted views "
                   f"{mean_db(refits[-1], views[:200], labels[:200]):.2f} dB", flush=True)
         if len(refits) > 1:

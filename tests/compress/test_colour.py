@@ -51,3 +51,10 @@ def test_not_splat_keeps_uniform_biases_dense_and_close() -> None:
     assert len(set(b.tolist())) == 3 and abs(b - 1).max() < 1e-6
     assert not_splat(torch.zeros(3)).tolist() == [0, 0, 0]
     assert not_splat(torch.tensor([0.5, -1.0])).tolist() == [0.5, -1.0]
+
+
+def test_fit_builds_a_head_of_the_asked_width() -> None:
+    student = make_tiny_student(colour=False)
+    images = torch.rand(8, 3, 16, 16, generator=torch.Generator().manual_seed(4)) * 2 - 1
+    fit_colour_head(student, images, _graded_targets(student, images), steps=2, batch=4, hidden=8)
+    assert student.colour is not None and student.colour.w1.shape[0] == 8 and student.colour.wg.shape[1] == 8

@@ -82,3 +82,12 @@ def test_bank_views_mix_two_photos_when_asked() -> None:
     mixed, labels = labelled_views(identity, photos, 16, 6, bank_mix=1.0)
     assert mixed.shape == labels.shape == (6, 3, 16, 16)
     assert not torch.equal(plain, mixed)
+
+
+def test_a_missing_extra_images_folder_is_one_line_and_exit_2(tmp_path, capsys) -> None:  # noqa: ANN001
+    missing = tmp_path / "no-such-folder"
+    with pytest.raises(SystemExit) as exc:
+        main(["--extra-images", str(missing)])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert str(missing) in err and "Traceback" not in err
