@@ -32,6 +32,7 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
+from ..cache import cache_root
 from ..errors import GsError
 
 POOL = "http://deb.debian.org/debian/"
@@ -242,7 +243,7 @@ def build(out: Path, downloads: Path, packages: tuple[PhotoPackage, ...] = SOURC
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m compress.experiments.more_photos", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, required=True, help="folder to write the photos to")
-    p.add_argument("--downloads", type=Path, default=Path.home() / ".cache" / "gs-mobile" / "more-photos-debs",
+    p.add_argument("--downloads", type=Path, default=cache_root() / "more-photos-debs",
                    help="where the .deb files are kept between runs")
     names = [package.source for package in SOURCES]
     p.add_argument("--sources", nargs="+", choices=names, default=names, metavar="NAME",
