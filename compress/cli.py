@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="'default' (the default: photos from packages) or a folder of images")
     p.add_argument("--preset", choices=sorted(PRESETS),
                    help="quick (the default): a 2-core CPU, ~30 min (35 min measured with other jobs running); "
-                        "standard: a 2-core CPU, about 75 min, 4000 bank views, 4000 steps; "
+                        "standard: a 2-core CPU, about 95 min, 4000 bank views, 4000 steps, a colour head on 379 more photos; "
                         "paper: reference hyper-parameters for a GPU; tiny: seconds")
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--target-macs", type=parse_macs, metavar="MACS",
@@ -76,6 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-qat", action="store_true", help="ablation: train in fp32 (no fake quantisation)")
     p.add_argument("--no-colour-head", action="store_true",
                    help="ablation: skip the per-image colour head (no jittered views, no head phase)")
+    p.add_argument("--head-photos", metavar="SOURCE",
+                   help="photos the colour head's views are also cut from: none (quick's default), extra "
+                        "(standard's: 379 licensed photos from pinned Debian packages, ~430 MB fetched once "
+                        "into the user cache) or a folder of images")
     p.add_argument("--lambda-gan", type=non_negative_float, help="weight of the LSGAN term")
     p.add_argument("--w-feat", type=non_negative_float,
                    help="weight of the teacher-encoder feature distance (0: pixel L1 only)")

@@ -64,9 +64,13 @@ class TrainConfig:
     gan: bool = True
     colour_head: bool = True     # fit the per-image colour head after GS training (compress/colour.py)
     n_jitter: int = 4800         # extra teacher-labelled views, 70% colour-jittered, for the colour head
-    jitter_size: int = 64        # their size: the head learns from pooled statistics, which transfer from
-                                 # 64 px views to 256 px photos (measured), at a third of the labelling cost
+    jitter_size: int = 64        # their size; labelling costs size^2 * n_jitter. The teacher's grade depends
+                                 # on resolution, so views at the val size teach the head best when they
+                                 # come from many photos (docs/RESULTS.md); 64 px is what fits in quick
     head_steps: int = 3000
+    # photos the head's views are also cut from (compress/head_photos.py): "none", "extra" (379 licensed
+    # photos from pinned Debian packages, fetched once into the user cache) or a folder of images
+    head_photos: str = "none"
     ndf: int = 32
     ckpt_every: int = 100
     log_every: int = 10
@@ -86,11 +90,13 @@ PRESETS: dict[str, TrainConfig] = {
     # 2-core CPU, ~30 min including teacher labelling (35 min measured on a contended machine): 128 px crops, MAC budget reached early so
     # most steps train the already-compact student.
     "quick": TrainConfig(),
-    # 2-core CPU, about 75 min from a cold cache (measured): the quick design trained on 4000 whole
-    # teacher-labelled views (compress/bank.py) for 3.3x the steps, the MAC budget reached at a fifth of
-    # them and then held; the same colour head. Measured: no better than quick (docs/RESULTS.md).
+    # 2-core CPU, about 95 min from a cold cache: the quick design trained on 4000 whole teacher-labelled
+    # views (compress/bank.py) for 3.3x the steps, the MAC budget reached at a fifth of them and then
+    # held; its colour head fitted on 1600 views of 256 px of the train photos and 379 extra photos
+    # (teacher labelling ~17 min) instead of 4800 of 64 px (docs/RESULTS.md).
     "standard": TrainConfig(preset="standard", steps=4000, bank_views=4000, prune_end=0.2, ckpt_every=200,
-                            eval_every=400, shrink_after_budget=False),
+                            eval_every=400, shrink_after_budget=False, n_jitter=1600, jitter_size=256,
+                            head_photos="extra"),
     # the reference hyper-parameters (GS-REFERENCE.md) for a GPU: 256 px crops, batch 8, Adam 1e-5
     # betas (0.5, 0.999) wd 1e-3, gamma SGD 0.1 momentum 0.5, beta 20, full GAN term.
     "paper": TrainConfig(preset="paper", steps=40000, batch=8, crop=256, view_size=320, n_views=2000,

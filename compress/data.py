@@ -63,20 +63,21 @@ def _unique_names(paths: Sequence[Path], root: Path) -> list[str]:
 
 
 def load_photo_folder(directory: Path, max_short_side: int | None = DEFAULT_MAX_SHORT_SIDE,
-                      val_fraction: float = VAL_FRACTION) -> PhotoSet:
-    """A user's `--data DIR` (searched recursively); bad images are converted or skipped with a warning."""
+                      val_fraction: float = VAL_FRACTION, flag: str = "--data") -> PhotoSet:
+    """A user's `--data DIR` (searched recursively; `flag` names the option in errors); bad images are
+    converted or skipped with a warning."""
     directory = Path(directory).expanduser()
     if not directory.is_dir():
-        raise DataError(f"--data {directory}: not a directory")
+        raise DataError(f"{flag} {directory}: not a directory")
     paths = sorted(p for p in directory.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not paths:
-        raise DataError(f"--data {directory}: no image files ({', '.join(IMAGE_SUFFIXES)})")
+        raise DataError(f"{flag} {directory}: no image files ({', '.join(IMAGE_SUFFIXES)})")
     sources = [SourcePhoto(name, path.resolve(), {"package": "user", "path": str(path.resolve())},
                            "user-supplied")
                for name, path in zip(_unique_names(paths, directory), paths)]
     photos = _decode_sources(sources, max_short_side)
     if not photos.images:
-        raise DataError(f"--data {directory}: none of the {len(paths)} image files is usable (see warnings)")
+        raise DataError(f"{flag} {directory}: none of the {len(paths)} image files is usable (see warnings)")
     assign_split(photos.entries, val_fraction)
     return photos
 

@@ -72,6 +72,16 @@ def check_budgets(cfg: TrainConfig, teacher_macs: float, teacher_params: float) 
                       f"{teacher_params / 1e6:.4g}M parameters; give a smaller budget")
 
 
+def head_phase(student: StudentGenerator, views: dict, cfg: TrainConfig, device: torch.device | str,
+               show: bool) -> dict:
+    """The last phase of a run: the colour head fitted on the frozen, compacted student from the
+    labelled views (views.head_views), then the student's quantisation switches as at the last step."""
+    inputs, targets = head_views(views, cfg.jitter_size)
+    fit = fit_colour_head(student, inputs.to(device), targets.to(device), cfg.head_steps, seed=cfg.seed, show=show)
+    apply_phase(student, cfg, cfg.steps)
+    return fit
+
+
 # ----------------------------------------------------------------------------- the run
 class Trainer:
     """Owns one gs-compress run in RUN_DIR."""
@@ -305,10 +315,7 @@ class Trainer:
         if not cfg.colour_head:
             return None
         before = self.evaluate(cfg.steps)
-        inputs, targets = head_views(self.views, cfg.jitter_size)
-        fit = fit_colour_head(st.student, inputs.to(self.device), targets.to(self.device), cfg.head_steps,
-                              seed=cfg.seed, show=self.show)
-        apply_phase(st.student, cfg, cfg.steps)
+        fit = head_phase(st.student, self.views, cfg, self.device, self.show)
         return {**fit, "without_head": {k: before[k] for k in ("fp32", "fakequant")}}
 
     def finish(self) -> dict:

@@ -6,8 +6,10 @@ crops from these (input, teacher output) pairs, as a pure function of (seed, ste
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -18,7 +20,8 @@ from .config import TrainConfig
 from .data import CropDataset, build_default_photos, jittered_views, load_photo_folder, val_batch
 from .errors import GsError
 from .evaluate import run_batched
-from .photo_types import PhotoSet
+from .head_photos import head_photo_folder
+from .photo_types import DataWarning, PhotoSet
 from .safeload import check_fields, load_plain
 
 
@@ -27,12 +30,27 @@ def load_photos(source: str) -> PhotoSet:
     return build_default_photos() if source == "default" else load_photo_folder(Path(source))
 
 
+def load_head_photos(source: str, photos: PhotoSet | None = None) -> list[tuple[str, np.ndarray]]:
+    """(sha256, image) of every photo of `--head-photos`: none for 'none', the pinned extra set for
+    'extra' (fetched once, compress/head_photos.py), else a folder of images, whatever their split.
+    A copy of one of `photos`' val photos is left out with a warning: val must stay unseen."""
+    if source == "none":
+        return []
+    folder = head_photo_folder() if source == "extra" else Path(source)
+    head = load_photo_folder(folder, flag="--head-photos")
+    val = {photos.entries[i].sha256 for i in photos.indices("val")} if photos else set()
+    for entry in head.entries:
+        if entry.sha256 in val:
+            warnings.warn(f"--head-photos: {entry.name} is a val photo; leaving it out", DataWarning, stacklevel=2)
+    return [(e.sha256, image) for e, image in zip(head.entries, head.images) if e.sha256 not in val]
+
+
 @torch.no_grad()
 def label_views(teacher: nn.Module, photos: PhotoSet, cfg: TrainConfig, cache: Path, show: bool,
                 device: torch.device | str = "cpu") -> dict:
     """Teacher outputs for n_views random crops of the train photos (none when cfg.bank_views: the
-    label bank supplies the training views), for n_jitter views of
-    jitter_size px (mostly colour-jittered, for the colour head) and for the val photos.
+    label bank supplies the training views), for n_jitter views of jitter_size px of the train photos
+    and cfg.head_photos (mostly colour-jittered, for the colour head) and for the val photos.
 
     The teacher runs once per view (it is the expensive network) on `device`; training then cuts
     random crops from these (input, teacher output) pairs, kept on the CPU. Cached in RUN_DIR/cache,
@@ -41,9 +59,11 @@ def label_views(teacher: nn.Module, photos: PhotoSet, cfg: TrainConfig, cache: P
     from tqdm import tqdm
 
     n_crops = 0 if cfg.bank_views else cfg.n_views  # with the bank, its whole views are the training set
+    n_jitter = cfg.n_jitter if cfg.colour_head else 0
+    head = load_head_photos(cfg.head_photos, photos) if n_jitter else []
     key = {"views": n_crops, "view_size": cfg.view_size, "eval_size": cfg.eval_size, "seed": cfg.seed,
-           "photos": [e.sha256 for e in photos.entries], "jitter": cfg.n_jitter if cfg.colour_head else 0,
-           "jitter_size": cfg.jitter_size}
+           "photos": [e.sha256 for e in photos.entries], "jitter": n_jitter, "jitter_size": cfg.jitter_size,
+           **({"head_photos": [sha for sha, _ in head]} if head else {})}  # runs without them keep their caches
     path = cache / "teacher_views.pt"
     cached = read_cached_views(path) if path.is_file() else None
     if cached is not None and cached.get("key") == key:
@@ -51,7 +71,8 @@ def label_views(teacher: nn.Module, photos: PhotoSet, cfg: TrainConfig, cache: P
     views = CropDataset(photos.subset("train"), crop=cfg.view_size, seed=cfg.seed, length=n_crops or None)
     inputs = (torch.stack([views[i] for i in range(n_crops)]) if n_crops
               else torch.zeros(0, 3, cfg.view_size, cfg.view_size))
-    jitter = jittered_views(photos.subset("train"), key["jitter"], cfg.jitter_size, cfg.seed)
+    jitter = jittered_views(photos.subset("train") + [image for _, image in head], n_jitter, cfg.jitter_size,
+                            cfg.seed)
     val_in = val_batch(photos.subset("val"), cfg.eval_size)
 
     def label(images: torch.Tensor, what: str, batch: int) -> torch.Tensor:

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from compress import trainer as trainer_mod
 from compress.checkpoint import load_student, saved_config
@@ -123,7 +124,8 @@ def test_nan_loss_stops_with_checkpoint_intact(setup_dir: Path, tmp_path: Path, 
     assert state["step"] == 4 and not (out / "student.pt").exists()
 
 
-@pytest.mark.parametrize("case", ["corrupt_teacher", "arch_mismatch", "empty_data", "rho_with_param_budget"])
+@pytest.mark.parametrize("case", ["corrupt_teacher", "arch_mismatch", "empty_data", "missing_head_photos",
+                                  "rho_with_param_budget"])
 def test_bad_input_is_one_line_and_nonzero(case: str, setup_dir: Path, tmp_path: Path,
                                            capsys: pytest.CaptureFixture) -> None:
     argv = args(setup_dir, tmp_path / "out")
@@ -136,6 +138,8 @@ def test_bad_input_is_one_line_and_nonzero(case: str, setup_dir: Path, tmp_path:
     elif case == "empty_data":
         (tmp_path / "empty").mkdir()
         argv[argv.index("--data") + 1] = str(tmp_path / "empty")
+    elif case == "missing_head_photos":
+        argv += ["--head-photos", str(tmp_path / "nowhere")]
     else:
         argv += ["--rho", "0.01", "--target-params", "1M"]
     assert main(argv) == 2
@@ -219,3 +223,35 @@ def test_l1_shrinking_stops_at_the_budget_unless_asked(shrink: bool, setup_dir: 
     assert main(args(setup_dir, tmp_path / "run", "--no-colour-head")) == 0
     budget_reached = int(tiny.prune_end * tiny.steps)
     assert len(calls) == (tiny.steps if shrink else budget_reached + 1)
+
+
+def test_head_photos_feed_the_colour_head_views_only(setup_dir: Path, full_run: Path, tmp_path: Path) -> None:
+    magenta = tmp_path / "head"
+    magenta.mkdir()
+    Image.new("RGB", (128, 96), (255, 0, 255)).save(magenta / "magenta.png")
+    out = tmp_path / "run"
+    assert main(args(setup_dir, out, "--head-photos", str(magenta))) == 0
+    views = torch.load(out / "cache" / "teacher_views.pt", weights_only=True)
+    assert len(views["key"]["head_photos"]) == 1 and len(views["jitter_inputs"]) == 8
+    # views i with i % 4 == 3 are cut from the fourth image: the magenta one after the three train photos
+    r, g, b = views["jitter_inputs"].float().mean((2, 3)).T
+    assert ((g < r - 0.5) & (g < b - 0.5)).tolist() == [i % 4 == 3 for i in range(8)]
+    m, base = (json.loads((run / "metrics.json").read_text()) for run in (out, full_run))
+    assert m["val_photos"] == base["val_photos"] and m["config"]["head_photos"] == str(magenta)
+    assert torch.equal(views["inputs"], torch.load(full_run / "cache" / "teacher_views.pt", weights_only=True)["inputs"])
+
+
+def test_refit_head_with_an_unchanged_preset_reproduces_the_run(full_run: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from compress.experiments import refit_head
+
+    for name in ("student.pt", "metrics.json"):
+        shutil.copy(full_run / name, tmp_path / name)
+    assert refit_head.main(["--student", str(tmp_path / "student.pt"), "--metrics", str(tmp_path / "metrics.json"),
+                            "--threads", "1"]) == 0
+    before, after = (json.loads((d / "metrics.json").read_text()) for d in (full_run, tmp_path))
+    assert after["colour_head"]["views"] == before["colour_head"]["views"] == 6 * 1 + 8
+    for kind in ("fp32", "fakequant"):
+        assert after["quality"][kind]["psnr"] == pytest.approx(before["quality"][kind]["psnr"], abs=1e-3)
+    assert load_student(tmp_path / "student.pt")[1]["metrics"]["quality"] == after["quality"]

@@ -1,17 +1,22 @@
-"""A folder of licensed photos from Debian packages outside the default set.
+"""Licensed photos for the colour head, from pinned Debian packages outside the default photo set.
 
-    python -m compress.experiments.more_photos --out DIR [--downloads DIR] [--sources NAME ...]
+    python -m compress.head_photos --out DIR [--downloads DIR] [--sources NAME ...]
 
-Downloads the pinned .deb files of SOURCES from deb.debian.org (about 430 MB; sha256-checked, kept in
---downloads for a re-run), extracts them with `dpkg-deb -x`, and writes the chosen photos as
-DIR/<source>/<name>.jpg (long side <= 1024 px, JPEG quality 92, transparency over black; duplicates
-by content and images under 240 px on the short side skipped) with DIR/photos.json naming each file's
-package, version, path and licence. `head_probe --extra-images DIR` refits the colour head on them
-(docs/RESULTS.md). The default photo set is not changed by this: its val photos stay comparable.
+The colour head predicts a per-image grade from whole-image statistics, so it generalises with the
+number of distinct photos it has seen (docs/RESULTS.md: 1600 views of 256 px of the 22 train photos
+give it 24.05 dB on val, of the train photos and these 379 photos 25.58 dB). `gs-compress
+--head-photos extra` (the standard preset) adds them to the head's views only: GS training and the val
+photos are unchanged, so val stays comparable. `head_photo_folder()` builds the folder once in the
+user cache (about 430 MB of downloads, deleted when the folder is complete).
+
+A build downloads the pinned .deb files from deb.debian.org (sha256-checked), extracts them with
+`dpkg-deb -x`, and writes the chosen photos as DIR/<source>/<name>.jpg (long side <= 1024 px, JPEG
+quality 92, transparency over black; duplicates by content and images under 240 px on the short side
+skipped) with DIR/photos.json naming each file's package, version, path and licence.
 
 Chosen by looking at every candidate image (packages' graphics, cartoons, paintings, maps and
-face crops left out). `lomiri-wallpapers*` and `palapeli-data` are never used: they are kept for
-independent evaluation.
+face crops left out); none is a near-duplicate of a default photo. `lomiri-wallpapers*` and
+`palapeli-data` are never used: they are kept for independent evaluation.
 """
 from __future__ import annotations
 
@@ -32,11 +37,12 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-from ..cache import cache_root
-from ..errors import GsError
+from .cache import cache_dir, cache_root
+from .errors import GsError
 
 POOL = "http://deb.debian.org/debian/"
 MAX_SIDE, MIN_SHORT_SIDE, JPEG_QUALITY = 1024, 240, 92
+DOWNLOADS = "head-photo-debs"       # under the cache root: the .deb files while a folder is built
 
 
 @dataclass(frozen=True)
@@ -223,7 +229,11 @@ def build(out: Path, downloads: Path, packages: tuple[PhotoPackage, ...] = SOURC
         deb = download(package, downloads)
         with tempfile.TemporaryDirectory() as work:
             root = Path(work) / "root"
-            subprocess.run(["dpkg-deb", "-x", str(deb), str(root)], check=True, capture_output=True)
+            try:
+                subprocess.run(["dpkg-deb", "-x", str(deb), str(root)], check=True, capture_output=True)
+            except subprocess.CalledProcessError as exc:
+                raise GsError(f"dpkg-deb -x {deb} failed: {exc.stderr.decode(errors='replace').strip()[:200]}; "
+                              "delete the file to download it again") from None
             (out / package.source).mkdir(parents=True, exist_ok=True)
             for path in chosen_files(package, root):
                 digest = hashlib.md5(path.read_bytes()).hexdigest()
@@ -240,10 +250,28 @@ def build(out: Path, downloads: Path, packages: tuple[PhotoPackage, ...] = SOURC
     return index
 
 
+def head_photo_folder() -> Path:
+    """The folder of every SOURCES photo in the user cache, built on first use (its name is a hash
+    of the pins, so a changed table builds a new folder)."""
+    pins = json.dumps([[pkg.pool_path, pkg.sha256, pkg.include, pkg.exclude] for pkg in SOURCES])
+    folder = cache_dir("head-photos") / hashlib.sha256(pins.encode()).hexdigest()[:16]
+    if not (folder / "photos.json").is_file():
+        print(f"gs-compress: fetching the head photos (about 430 MB from deb.debian.org, once) into {folder}",
+              file=sys.stderr, flush=True)
+        shutil.rmtree(folder, ignore_errors=True)  # a folder without its index is incomplete
+        try:
+            build(folder, cache_root() / DOWNLOADS, SOURCES)
+        except OSError as exc:  # offline, no dpkg-deb, disk full
+            raise GsError(f"cannot build the head photos in {folder}: {exc}; check the network, or pass "
+                          "--head-photos none or a folder of images") from None
+        shutil.rmtree(cache_root() / DOWNLOADS, ignore_errors=True)
+    return folder
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m compress.experiments.more_photos", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m compress.head_photos", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, required=True, help="folder to write the photos to")
-    p.add_argument("--downloads", type=Path, default=cache_root() / "more-photos-debs",
+    p.add_argument("--downloads", type=Path, default=cache_root() / DOWNLOADS,
                    help="where the .deb files are kept between runs")
     names = [package.source for package in SOURCES]
     p.add_argument("--sources", nargs="+", choices=names, default=names, metavar="NAME",
@@ -251,8 +279,8 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     try:
         index = build(a.out, a.downloads, tuple(pkg for pkg in SOURCES if pkg.source in a.sources))
-    except (GsError, OSError, subprocess.CalledProcessError) as exc:
-        print(f"more_photos: {exc}", file=sys.stderr)
+    except (GsError, OSError) as exc:
+        print(f"head_photos: {exc}", file=sys.stderr)
         return 1
     print(f"{len(index)} photos from {len(a.sources)} packages in {a.out}")
     return 0
