@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         student, payload = load_student(a.student)
         metrics = json.loads(a.metrics.read_text())
-        if metrics.get("quality") != payload["metrics"]["quality"]:
+        if not isinstance(metrics, dict) or metrics.get("quality") != payload.get("metrics", {}).get("quality"):
             raise GsError(f"{a.metrics} and {a.student} come from different runs (their qualities differ)")
         cfg = head_config(payload["config"], a.head_steps)
         teacher = load_teacher(cfg.teacher, cfg.arch)
