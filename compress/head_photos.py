@@ -4,7 +4,7 @@
 
 The colour head predicts a per-image grade from whole-image statistics, so it generalises with the
 number of distinct photos it has seen (docs/RESULTS.md: 1600 views of 256 px of the 22 train photos
-give it 24.05 dB on val, of the train photos and these 379 photos 25.58 dB). `gs-compress
+give it 24.37 dB on val, of the train photos and these 379 photos 25.54 dB, means of two seeds). `gs-compress
 --head-photos extra` (the standard preset) adds them to the head's views only: GS training and the val
 photos are unchanged, so val stays comparable. `head_photo_folder()` builds the folder once in the
 user cache (about 430 MB of downloads, deleted when the folder is complete).
