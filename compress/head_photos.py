@@ -32,7 +32,7 @@ import sys
 import tempfile
 import urllib.request
 import zlib
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
@@ -252,8 +252,8 @@ def build(out: Path, downloads: Path, packages: tuple[PhotoPackage, ...] = SOURC
 
 def head_photo_folder() -> Path:
     """The folder of every SOURCES photo in the user cache, built on first use (its name is a hash
-    of the pins, so a changed table builds a new folder)."""
-    pins = json.dumps([[pkg.pool_path, pkg.sha256, pkg.include, pkg.exclude] for pkg in SOURCES])
+    of the table and the writer's settings, so a changed selection builds a new folder)."""
+    pins = json.dumps([[astuple(pkg) for pkg in SOURCES], MAX_SIDE, MIN_SHORT_SIDE, JPEG_QUALITY])
     folder = cache_dir("head-photos") / hashlib.sha256(pins.encode()).hexdigest()[:16]
     if not (folder / "photos.json").is_file():
         print(f"gs-compress: fetching the head photos (about 430 MB from deb.debian.org, once) into {folder}",

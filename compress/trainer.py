@@ -73,13 +73,14 @@ def check_budgets(cfg: TrainConfig, teacher_macs: float, teacher_params: float) 
 
 
 def head_phase(student: StudentGenerator, views: dict, cfg: TrainConfig, device: torch.device | str,
-               show: bool) -> dict:
+               show: bool, without_head: dict) -> dict:
     """The last phase of a run: the colour head fitted on the frozen, compacted student from the
-    labelled views (views.head_views), then the student's quantisation switches as at the last step."""
+    labelled views (views.head_views), then the student's quantisation switches as at the last step.
+    Returns metrics.json's `colour_head` record; `without_head` is the student's evaluation before it."""
     inputs, targets = head_views(views, cfg.jitter_size)
     fit = fit_colour_head(student, inputs.to(device), targets.to(device), cfg.head_steps, seed=cfg.seed, show=show)
     apply_phase(student, cfg, cfg.steps)
-    return fit
+    return {**fit, "without_head": {k: without_head[k] for k in ("fp32", "fakequant")}}
 
 
 # ----------------------------------------------------------------------------- the run
@@ -314,9 +315,7 @@ class Trainer:
         cfg, st = self.cfg, self.state
         if not cfg.colour_head:
             return None
-        before = self.evaluate(cfg.steps)
-        fit = head_phase(st.student, self.views, cfg, self.device, self.show)
-        return {**fit, "without_head": {k: before[k] for k in ("fp32", "fakequant")}}
+        return head_phase(st.student, self.views, cfg, self.device, self.show, self.evaluate(cfg.steps))
 
     def finish(self) -> dict:
         cfg, st = self.cfg, self.state

@@ -84,14 +84,14 @@ def main(argv: list[str] | None = None) -> int:
     student.colour = None
     apply_phase(student, cfg, cfg.steps)  # as gs-compress leaves it before its head phase
     without = quality(student, views)
-    fit = head_phase(student, views, cfg, "cpu", show=True)
+    colour_head = head_phase(student, views, cfg, "cpu", True, without)
     student.eval()
     q = quality(student, views)
     size = cfg.eval_size
     macs, params = student.macs(size, size), student.slim_params()
     metrics.update(config=cfg.to_dict(), quality=q, student_macs=macs, student_params=params,
                    macs_ratio=metrics["teacher_macs"] / macs, params_ratio=metrics["teacher_params"] / params,
-                   colour_head={**fit, "without_head": {k: without[k] for k in ("fp32", "fakequant")}})
+                   colour_head=colour_head)
     save_student(a.student, student, **{k: v for k, v in payload.items() if k not in (
         "format", "version", "arch", "spec", "state_dict", "config", "metrics")},
         config=cfg.to_dict(), metrics={"student_macs": macs, "student_params": params, "quality": q})
