@@ -180,7 +180,7 @@ def compact(student: StudentGenerator) -> StudentGenerator:
     for q_old, q_new in zip(student.add_quants, new.add_quants):
         _copy_quant(q_old, q_new)
     if student.colour is not None:
-        _slice_colour(student.colour, new.attach_colour_head(), alive[TRUNK])
+        _slice_colour(student.colour, new.attach_colour_head(student.colour.hidden), alive[TRUNK])
     new.train(student.training)
     return new
 

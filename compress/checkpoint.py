@@ -14,6 +14,7 @@ import torch
 
 from gs_contract import atomic_path
 
+from .colour import HIDDEN
 from .config import TrainConfig
 from .errors import CheckpointError, GsError
 from .objective import PatchDiscriminator, ReplayBuffer
@@ -79,7 +80,8 @@ def load_student(path: Path, expect_arch: str | None = None) -> tuple[StudentGen
         raise CheckpointError(f"{path} holds a {payload['arch']} student, expected {expect_arch}")
     student = student_of(payload, "spec", path, "student checkpoint", STUDENT_REMEDY)
     if any(k.startswith("colour.") for k in payload["state_dict"]):
-        student.attach_colour_head()
+        w1 = payload["state_dict"].get("colour.w1")  # an ensemble of heads is one wider head
+        student.attach_colour_head(w1.shape[0] if isinstance(w1, torch.Tensor) and w1.dim() == 4 else HIDDEN)
     load_state_into(student, payload["state_dict"], source=f"student checkpoint {path}")
     return student.eval(), payload
 

@@ -19,6 +19,7 @@ from typing import NoReturn
 from .config import (FIXED_NORM, MIN_CROP, NORMS, PRESETS, TrainConfig, crop_size, eval_size, non_negative_float,
                      non_negative_int, parse_macs, parse_params, positive_float, positive_int, unit_fraction)
 from .errors import GsError
+from .labels import PRECISIONS
 from .zoo import available_archs
 
 
@@ -51,8 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--arch", choices=available_archs(), help="architecture of --teacher PATH")
     p.add_argument("--data", help="'default' (the default: photos from packages) or a folder of images")
     p.add_argument("--preset", choices=sorted(PRESETS),
-                   help="quick (the default): a 2-core CPU, ~30 min (35 min measured with other jobs running); "
-                        "standard: a 2-core CPU, about 95 min, 4000 bank views, 4000 steps, a colour head on 379 more photos; "
+                   help="quick (the default): a 2-core CPU, ~31 min (~40 min without native bfloat16), colour heads on "
+                        "379 more photos; standard: a 2-core CPU, about 85 min, 4000 bank views, 4000 steps, the same heads; "
                         "paper: reference hyper-parameters for a GPU; tiny: seconds")
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--target-macs", type=parse_macs, metavar="MACS",
@@ -77,9 +78,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-colour-head", action="store_true",
                    help="ablation: skip the per-image colour head (no jittered views, no head phase)")
     p.add_argument("--head-photos", metavar="SOURCE",
-                   help="photos the colour head's views are also cut from: none (quick's default), extra "
-                        "(standard's: 379 licensed photos from pinned Debian packages, ~430 MB fetched once "
+                   help="photos the colour head's views are also cut from: none, extra "
+                        "(quick's and standard's: 379 licensed photos from pinned Debian packages, ~430 MB fetched once "
                         "into the user cache) or a folder of images")
+    p.add_argument("--head-ensemble", type=positive_int, metavar="K",
+                   help="fit K colour heads on the same views and merge them into one head of their mean grade "
+                        "(default 4; 1: a single head)")
+    p.add_argument("--label-precision", choices=PRECISIONS,
+                   help="precision the teacher labels the run's views in: auto (the default: bfloat16 where the "
+                        "processor has it natively, about 2x faster; else float32), float32 or bfloat16")
     p.add_argument("--lambda-gan", type=non_negative_float, help="weight of the LSGAN term")
     p.add_argument("--w-feat", type=non_negative_float,
                    help="weight of the teacher-encoder feature distance (0: pixel L1 only)")

@@ -18,6 +18,8 @@ plain views it overfits).
 """
 from __future__ import annotations
 
+import copy
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -50,6 +52,26 @@ class ColourHead(nn.Module):
         """In a fixed order (the exporters' `ColourGrade` fields)."""
         return [self.pool_quant, self.hidden_quant, self.gain_quant, self.shift_quant, self.mul_quant,
                 self.grade_quant]
+
+    @property
+    def hidden(self) -> int:
+        return self.w1.shape[0]
+
+    @staticmethod
+    def merge(heads: list["ColourHead"]) -> "ColourHead":
+        """One head computing the mean (gain, shift) of `heads` (same features, same calibration): their
+        hidden layers side by side, their output layers divided by the count. It is an ordinary head
+        with the summed hidden width, so an ensemble exports as one head. Its activation ranges are the
+        first head's until observed again (colour_fit.observe_head_ranges)."""
+        merged, k = copy.deepcopy(heads[0]), len(heads)
+        with torch.no_grad():
+            merged.w1 = nn.Parameter(torch.cat([h.w1 for h in heads]))
+            merged.b1 = nn.Parameter(torch.cat([h.b1 for h in heads]))
+            merged.wg = nn.Parameter(torch.cat([h.wg for h in heads], 1) / k)
+            merged.bg = nn.Parameter(sum(h.bg for h in heads) / k)
+            merged.wt = nn.Parameter(torch.cat([h.wt for h in heads], 1) / k)
+            merged.bt = nn.Parameter(sum(h.bt for h in heads) / k)
+        return merged
 
     @staticmethod
     def pooled(trunk: torch.Tensor) -> torch.Tensor:

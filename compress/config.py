@@ -1,4 +1,4 @@
-"""Training configuration and the named presets (quick: 2-core CPU, ~30 min; standard: 2-core CPU, ~75 min;
+"""Training configuration and the named presets (quick: 2-core CPU, ~31 min; standard: 2-core CPU, ~85 min;
 paper: GPU)."""
 from __future__ import annotations
 
@@ -66,11 +66,17 @@ class TrainConfig:
     n_jitter: int = 4800         # extra teacher-labelled views, 70% colour-jittered, for the colour head
     jitter_size: int = 64        # their size; labelling costs size^2 * n_jitter. The teacher's grade depends
                                  # on resolution, so views at the val size teach the head best when they
-                                 # come from many photos (docs/RESULTS.md); 64 px is what fits in quick
+                                 # come from many photos (docs/RESULTS.md: quick and standard use 256 px)
     head_steps: int = 3000
+    # heads fitted on the same views (seeds seed, seed + 1, ...) and merged into one head of their mean
+    # grade, head_ensemble x 64 hidden units: +0.5 dB on the standard student's val photos (docs/RESULTS.md)
+    head_ensemble: int = 4
     # photos the head's views are also cut from (compress/head_photos.py): "none", "extra" (379 licensed
     # photos from pinned Debian packages, fetched once into the user cache) or a folder of images
     head_photos: str = "none"
+    # precision of the teacher's labels for the run's views (compress/labels.py): "auto" (bfloat16 where
+    # the processor computes it natively, else float32), "float32" or "bfloat16"; val targets are float32
+    label_precision: str = "auto"
     ndf: int = 32
     ckpt_every: int = 100
     log_every: int = 10
@@ -87,13 +93,13 @@ class TrainConfig:
 
 
 PRESETS: dict[str, TrainConfig] = {
-    # 2-core CPU, ~30 min including teacher labelling (35 min measured on a contended machine): 128 px crops, MAC budget reached early so
-    # most steps train the already-compact student.
-    "quick": TrainConfig(),
-    # 2-core CPU, about 95 min from a cold cache: the quick design trained on 4000 whole teacher-labelled
-    # views (compress/bank.py) for 3.3x the steps, the MAC budget reached at a fifth of them and then
-    # held; its colour head fitted on 1600 views of 256 px of the train photos and 379 extra photos
-    # (teacher labelling ~17 min) instead of 4800 of 64 px (docs/RESULTS.md).
+    # 2-core CPU, ~31 min including teacher labelling (31 min 24 s measured): 128 px crops, MAC budget reached early so most steps
+    # train the already-compact student; its colour head on 1600 views of 256 px of the train photos and
+    # the 379 head photos, labelled in bfloat16 where the processor has it (docs/RESULTS.md)
+    "quick": TrainConfig(n_jitter=1600, jitter_size=256, head_photos="extra"),
+    # 2-core CPU, about 85 min from a cold cache (95 min with float32 labels): the quick design trained on
+    # 4000 whole teacher-labelled views (compress/bank.py) for 3.3x the steps, the MAC budget reached at a
+    # fifth of them and then held; the same colour head views as quick (docs/RESULTS.md).
     "standard": TrainConfig(preset="standard", steps=4000, bank_views=4000, prune_end=0.2, ckpt_every=200,
                             eval_every=400, shrink_after_budget=False, n_jitter=1600, jitter_size=256,
                             head_photos="extra"),

@@ -132,8 +132,13 @@ def _download_and_extract(package: str, work: Path) -> tuple[Path, str]:
     if not debs:
         raise RuntimeError(f"apt-get download {package} produced no .deb")
     root = work / "root"
-    _run(["dpkg-deb", "-x", debs[-1].name, str(root)], cwd=work)
+    extract_deb(work / debs[-1].name, root)
     return root, debs[-1].name
+
+
+def extract_deb(deb: Path, root: Path) -> None:
+    """`dpkg-deb -x deb root`; RuntimeError with dpkg-deb's message when it fails."""
+    _run(["dpkg-deb", "-x", str(deb), str(root)], cwd=deb.parent)
 
 
 def selection_key(package: str) -> str:

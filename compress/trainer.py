@@ -78,7 +78,8 @@ def head_phase(student: StudentGenerator, views: dict, cfg: TrainConfig, device:
     labelled views (views.head_views), then the student's quantisation switches as at the last step.
     Returns metrics.json's `colour_head` record; `without_head` is the student's evaluation before it."""
     inputs, targets = head_views(views, cfg.jitter_size)
-    fit = fit_colour_head(student, inputs.to(device), targets.to(device), cfg.head_steps, seed=cfg.seed, show=show)
+    fit = fit_colour_head(student, inputs.to(device), targets.to(device), cfg.head_steps, seed=cfg.seed, show=show,
+                          heads=cfg.head_ensemble)
     apply_phase(student, cfg, cfg.steps)
     return {**fit, "without_head": {k: without_head[k] for k in ("fp32", "fakequant")}}
 

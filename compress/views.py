@@ -21,6 +21,7 @@ from .data import CropDataset, build_default_photos, jittered_views, load_photo_
 from .errors import GsError
 from .evaluate import run_batched
 from .head_photos import head_photo_folder
+from .labels import label_precision, labelling
 from .photo_types import DataWarning, PhotoSet
 from .safeload import check_fields, load_plain
 
@@ -61,9 +62,12 @@ def label_views(teacher: nn.Module, photos: PhotoSet, cfg: TrainConfig, cache: P
     n_crops = 0 if cfg.bank_views else cfg.n_views  # with the bank, its whole views are the training set
     n_jitter = cfg.n_jitter if cfg.colour_head else 0
     head = load_head_photos(cfg.head_photos, photos) if n_jitter else []
+    precision = label_precision(cfg.label_precision, device)
     key = {"views": n_crops, "view_size": cfg.view_size, "eval_size": cfg.eval_size, "seed": cfg.seed,
            "photos": [e.sha256 for e in photos.entries], "jitter": n_jitter, "jitter_size": cfg.jitter_size,
-           **({"head_photos": [sha for sha, _ in head]} if head else {})}  # runs without them keep their caches
+           # only where they apply, so runs without head photos or bf16 labels keep their caches
+           **({"head_photos": [sha for sha, _ in head]} if head else {}),
+           **({"labels": precision} if precision != "float32" else {})}
     path = cache / "teacher_views.pt"
     cached = read_cached_views(path) if path.is_file() else None
     if cached is not None and cached.get("key") == key:
@@ -77,8 +81,10 @@ def label_views(teacher: nn.Module, photos: PhotoSet, cfg: TrainConfig, cache: P
 
     def label(images: torch.Tensor, what: str, batch: int) -> torch.Tensor:
         starts = range(0, len(images), batch)
-        outs = [teacher(images[i:i + batch].to(device)).cpu()
-                for i in tqdm(starts, desc=f"teacher labels {what}", unit="batch", disable=not show or not len(images))]
+        with labelling(precision, device):
+            outs = [teacher(images[i:i + batch].to(device)).float().cpu()
+                    for i in tqdm(starts, desc=f"teacher labels {what} ({precision})", unit="batch",
+                                  disable=not show or not len(images))]
         return torch.cat(outs).half() if outs else images.half()
 
     teacher.to(device)

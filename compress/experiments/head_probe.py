@@ -20,7 +20,7 @@ Teacher labelling cost grows with S^2 N, so 64:4800, 128:1600 and 256:400 cost a
 row gives the val PSNR and the PSNR on 200 of the views the head was fitted on (under-fitting shows
 as both low, over-fitting as a gap); rows with fewer photos K show how the head's generalisation to
 new photos grows with the number of distinct photos. `--head-seeds K` fits K heads per row and
-evaluates their merge (`merge_heads`: an ensemble that is itself one wider head). `--bank-mix P`
+evaluates their merge (`ColourHead.merge`: an ensemble that is itself one wider head). `--bank-mix P`
 refits on the label bank's views instead (compress.bank.make_view: photometric changes and a
 fraction P of two-photo mixes, blends or halves): do synthetic scenes stand in for more photos?
 `--extra-images DIR` adds every image of a folder (searched recursively) to the refit rows' photos, so
@@ -39,7 +39,6 @@ from typing import Callable
 
 import numpy as np
 import torch
-from torch import nn
 
 from ..bank import ViewRecipe, make_view
 from ..checkpoint import load_student
@@ -137,22 +136,6 @@ def mean_db(model: torch.nn.Module, images: torch.Tensor, target: torch.Tensor) 
         return float(np.mean(psnr(run_batched(model, images), target)))
 
 
-def merge_heads(heads: list[ColourHead]) -> ColourHead:
-    """One head computing the mean (gain, shift) of `heads` (same features, same calibration): their
-    hidden layers side by side, their output layers divided by the count. It is an ordinary head with
-    len(heads) x the hidden width, so an ensemble exports as one head. Its activation ranges are the
-    first head's (evaluate it with quantisation off)."""
-    merged, k = copy.deepcopy(heads[0]), len(heads)
-    with torch.no_grad():
-        merged.w1 = nn.Parameter(torch.cat([h.w1 for h in heads]))
-        merged.b1 = nn.Parameter(torch.cat([h.b1 for h in heads]))
-        merged.wg = nn.Parameter(torch.cat([h.wg for h in heads], 1) / k)
-        merged.bg = nn.Parameter(sum(h.bg for h in heads) / k)
-        merged.wt = nn.Parameter(torch.cat([h.wt for h in heads], 1) / k)
-        merged.bt = nn.Parameter(sum(h.bt for h in heads) / k)
-    return merged
-
-
 def fp32_head_db(student: StudentGenerator, head: ColourHead, val: torch.Tensor, target: torch.Tensor) -> float:
     """Val PSNR of `student` (its trunk fake-quantised) with `head` in float."""
     graded = copy.deepcopy(student)
@@ -230,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
             heads = [r.colour for r in refits]
             alone = [fp32_head_db(student, h, val, target) for h in heads]
             print(f"  heads in float: each {' / '.join(f'{db:.2f}' for db in alone)} dB (mean {np.mean(alone):.2f}), "
-                  f"their merge {fp32_head_db(student, merge_heads(heads), val, target):.2f} dB", flush=True)
+                  f"their merge {fp32_head_db(student, ColourHead.merge(heads), val, target):.2f} dB", flush=True)
     return 0
 
 

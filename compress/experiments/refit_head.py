@@ -5,8 +5,8 @@
 
 The head is the last phase of a gs-compress run and trains on the frozen, compacted student alone
 (compress/trainer.py, `head_phase`), so when a preset's head settings change (n_jitter, jitter_size,
-head_steps, head photos) a committed student gets the head a new run of that preset would fit without
-retraining its trunk: this labels the preset's head views (compress/views.py, `label_views`) and runs
+head_steps, head_ensemble, head photos) a committed student gets the head a new run of that preset
+would fit without retraining its trunk: this labels the preset's head views (compress/views.py, `label_views`) and runs
 `head_phase` on the student, then rewrites student.pt and metrics.json in place (atomically) with the new
 quality, head and config. The label bank is not needed: its views are smaller than `jitter_size` in
 the presets that use it, so views.head_views takes no tiles of them (checked). `--cache DIR` keeps
@@ -35,7 +35,7 @@ from ..teachers import load_teacher
 from ..trainer import apply_phase, head_phase
 from ..views import label_views, load_photos
 
-HEAD_FIELDS = ("colour_head", "n_jitter", "jitter_size", "head_steps", "head_photos")
+HEAD_FIELDS = ("colour_head", "n_jitter", "jitter_size", "head_steps", "head_ensemble", "head_photos")
 
 
 def head_config(run_config: dict, head_steps: int | None = None) -> TrainConfig:

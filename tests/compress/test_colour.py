@@ -58,3 +58,44 @@ def test_fit_builds_a_head_of_the_asked_width() -> None:
     images = torch.rand(8, 3, 16, 16, generator=torch.Generator().manual_seed(4)) * 2 - 1
     fit_colour_head(student, images, _graded_targets(student, images), steps=2, batch=4, hidden=8)
     assert student.colour is not None and student.colour.w1.shape[0] == 8 and student.colour.wg.shape[1] == 8
+
+
+def test_merged_heads_compute_the_mean_grade() -> None:
+    from compress.colour import ColourHead
+    from compress.quant import set_quantisation
+
+    heads = [make_tiny_student(colour=True, seed=seed).colour for seed in (0, 1, 2)]
+    assert heads[0] is not None and not torch.equal(heads[0].w1, heads[1].w1)
+    for h in heads[1:]:  # one calibration, as heads fitted on the same views share
+        h.f_mu.copy_(heads[0].f_mu)
+        h.f_sd.copy_(heads[0].f_sd)
+    merged = ColourHead.merge(heads)
+    for h in heads + [merged]:
+        set_quantisation(h, False)
+    pooled = torch.randn(2, heads[0].w1.shape[1], 1, 1)
+    each = [h.modulation_of_pooled(pooled) for h in heads]
+    gain, shift = merged.modulation_of_pooled(pooled)
+    assert torch.allclose(gain, sum(g for g, _ in each) / 3, atol=1e-5)
+    assert torch.allclose(shift, sum(t for _, t in each) / 3, atol=1e-5)
+    assert merged.hidden == 3 * heads[0].hidden
+
+
+def test_an_ensemble_fit_is_one_wider_head_that_compacts_and_reloads(tmp_path) -> None:  # noqa: ANN001
+    from compress.checkpoint import load_student, save_student
+
+    student = make_tiny_student(colour=False)
+    images = torch.rand(16, 3, 16, 16, generator=torch.Generator().manual_seed(5)) * 2 - 1
+    targets = _graded_targets(student, images)
+    fit = fit_colour_head(student, images, targets, steps=40, batch=8, hidden=8, heads=3)
+    head = student.colour
+    assert fit["heads"] == 3 and head is not None and head.hidden == 24
+    assert all(bool(q.initialised) and not q.observing for q in head.quantisers())  # observed, then frozen
+    with torch.no_grad():
+        graded = student(images)
+    assert (graded - targets).abs().mean() < (torch.tanh(head_inputs(student, images)[1].float()) - targets).abs().mean()
+    small = channels.compact(student).eval()
+    assert small.colour is not None and small.colour.hidden == 24
+    save_student(tmp_path / "student.pt", small)
+    again, _ = load_student(tmp_path / "student.pt")
+    with torch.no_grad():
+        assert torch.equal(again(images), small(images))

@@ -43,26 +43,6 @@ def test_refit_spec_names_the_bad_value(text: str) -> None:
         refit_spec(text)
 
 
-def test_merged_heads_compute_the_mean_grade() -> None:
-    from compress.experiments.head_probe import merge_heads
-    from compress.quant import set_quantisation
-
-    heads = [make_tiny_student(colour=True, seed=seed).colour for seed in (0, 1, 2)]
-    assert heads[0] is not None and not torch.equal(heads[0].w1, heads[1].w1)
-    for h in heads[1:]:  # one calibration, as heads fitted on the same views share
-        h.f_mu.copy_(heads[0].f_mu)
-        h.f_sd.copy_(heads[0].f_sd)
-    merged = merge_heads(heads)
-    for h in heads + [merged]:
-        set_quantisation(h, False)
-    pooled = torch.randn(2, heads[0].w1.shape[1], 1, 1)
-    each = [h.modulation_of_pooled(pooled) for h in heads]
-    gain, shift = merged.modulation_of_pooled(pooled)
-    assert torch.allclose(gain, sum(g for g, _ in each) / 3, atol=1e-5)
-    assert torch.allclose(shift, sum(t for _, t in each) / 3, atol=1e-5)
-    assert merged.w1.shape[0] == 3 * heads[0].w1.shape[0]
-
-
 def test_a_bad_student_file_is_one_line_and_exit_2(tmp_path, capsys) -> None:  # noqa: ANN001
     bad = tmp_path / "student.pt"
     bad.write_bytes(b"not a checkpoint")

@@ -16,6 +16,7 @@ from PIL import Image
 
 from compress import trainer as trainer_mod
 from compress.checkpoint import load_student, saved_config
+from compress.colour import HIDDEN
 from compress.cli import main
 from tests.compress.helpers import args, interrupt_at
 
@@ -40,8 +41,10 @@ def test_run_writes_the_contract(full_run: Path) -> None:
     student, payload = load_student(full_run / "student.pt", expect_arch="cyclegan")
     assert payload["teacher"]["arch"] == "cyclegan" and student.macs(48, 48) == m["student_macs"]
     assert all(int(student.alive_of(g).min()) == 1 for g in student.groups())  # compacted: no dead channels
-    # the colour head was fitted after GS training on the tiled views + the jittered ones
+    # the colour head was fitted after GS training on the tiled views + the jittered ones: four heads,
+    # saved as one head of their mean grade
     assert student.colour is not None and m["colour_head"]["views"] == 6 * 1 + 8
+    assert m["colour_head"]["heads"] == 4 and student.colour.hidden == 4 * HIDDEN
     assert set(m["colour_head"]["without_head"]) == {"fp32", "fakequant"}
 
 
@@ -146,6 +149,12 @@ def test_bad_input_is_one_line_and_nonzero(case: str, setup_dir: Path, tmp_path:
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("gs-compress: error:"), err
     assert not (tmp_path / "out" / "student.pt").exists()
+
+
+def test_head_ensemble_of_one_is_a_single_head(setup_dir: Path, tmp_path: Path) -> None:
+    assert main(args(setup_dir, tmp_path / "one", "--steps", "4", "--head-ensemble", "1")) == 0
+    student, _ = load_student(tmp_path / "one" / "student.pt")
+    assert student.colour is not None and student.colour.hidden == HIDDEN
 
 
 def test_no_colour_head_ablation(setup_dir: Path, tmp_path: Path) -> None:
@@ -255,3 +264,30 @@ def test_refit_head_with_an_unchanged_preset_reproduces_the_run(full_run: Path, 
     for kind in ("fp32", "fakequant"):
         assert after["quality"][kind]["psnr"] == pytest.approx(before["quality"][kind]["psnr"], abs=1e-3)
     assert load_student(tmp_path / "student.pt")[1]["metrics"]["quality"] == after["quality"]
+
+
+def test_bf16_labels_are_close_to_float32_keyed_apart_and_val_stays_float32(setup_dir: Path, tmp_path: Path) -> None:
+    from compress.evaluate import psnr
+
+    caches = {}
+    for precision in ("float32", "bfloat16"):  # explicit: "auto" depends on the host's ISA (compress/labels.py)
+        out = tmp_path / precision
+        assert main(args(setup_dir, out, "--steps", "2", "--label-precision", precision)) == 0
+        caches[precision] = torch.load(out / "cache" / "teacher_views.pt", weights_only=True)
+    f32, bf16 = caches["float32"], caches["bfloat16"]
+    assert "labels" not in f32["key"] and bf16["key"]["labels"] == "bfloat16"
+    assert torch.equal(f32["val_targets"], bf16["val_targets"])  # every quality figure is against float32
+    for name in ("targets", "jitter_targets"):
+        assert torch.equal(f32[name.replace("targets", "inputs")], bf16[name.replace("targets", "inputs")])
+        assert not torch.equal(f32[name], bf16[name])
+        assert min(psnr(bf16[name].float(), f32[name].float())) > 35
+
+
+def test_auto_label_precision_follows_the_processor(monkeypatch: pytest.MonkeyPatch) -> None:
+    from compress import labels
+
+    for flags, expected in ((frozenset({"avx2", "avx512_vnni"}), "float32"),
+                            (frozenset({"avx2", "avx512_bf16"}), "bfloat16"), (frozenset({"asimd", "bf16"}), "bfloat16")):
+        monkeypatch.setattr(labels, "cpu_flags", lambda flags=flags: flags)
+        assert labels.label_precision("auto", "cpu") == expected
+        assert labels.label_precision("float32", "cpu") == "float32"

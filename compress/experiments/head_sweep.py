@@ -1,0 +1,191 @@
+"""How the colour head's fitting settings and features move val PSNR, on the views its preset labels.
+
+    python -m compress.experiments.head_sweep --student pipeline/baselines/standard_student.pt \
+        --cache DIR [--view-seed 0] [--head-seeds 0 1] [--variants base ens4 ...] \
+        [--features trunk stem ...] [--reuse] [--max-views N] [--threads 2]
+
+The head is fitted on the frozen student (compress.colour_fit.train_head) as gs-compress fits it, on
+the preset's head views (compress.views.label_views with the student's run config, its head settings
+as the preset has them now, and `--view-seed` in place of the run's seed: other views of the same
+photos). The views are labelled once into DIR/teacher_views.pt (the standard preset's 1600 views of
+256 px: 16-20 min on two cores in float32, about half that in bfloat16, compress/labels.py); `--reuse`
+takes that file as it is, whatever student it was labelled for, and `--max-views N` fits on its first
+N views. The student's pooled trunk and head pre-activations are computed once, so each variant costs
+only its head fit (~25 s for 3000 steps). Every variant is fitted with each `--head-seeds` seed: `base`
+is one head (64 hidden units), `ens4` four heads (seeds s..s+3) merged into one wider head
+(ColourHead.merge, what gs-compress fits by default), the others one head with one setting changed.
+`--features` fits heads in float on other pooled features (`trunk`: the head's own, the trunk's mean
+and max; `sq`, `input`, `stem` and '+'-joined sets add the trunk's second moment, the input photo's
+statistics, each stem unit's mean and max). Prints one JSON line per (variant, head seed): val PSNR
+("val": fake-quant INT8, except for the float feature probes), fp32, the worst photo, the photos below
+their identity score and the PSNR on 200 of the views it was fitted on.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..checkpoint import load_student
+from ..colour import ColourHead
+from ..config import positive_int
+from ..colour_fit import fit_heads, graded, head_inputs, train_head
+from ..errors import GsError
+from ..evaluate import psnr, run_batched
+from ..quant import set_quantisation
+from ..student import StudentGenerator
+from ..teachers import load_teacher
+from ..trainer import apply_phase
+from ..views import head_views, label_views, load_photos, read_cached_views
+from .refit_head import head_config
+
+# name -> train_head keyword arguments (steps default to the preset's head_steps)
+VARIANTS: dict[str, dict] = {
+    "base": {},
+    "wd0.3": {"weight_decay": 0.3},
+    "wd1": {"weight_decay": 1.0},
+    "wd3": {"weight_decay": 3.0},
+    "h32": {"hidden": 32},
+    "h128": {"hidden": 128},
+    "steps2000": {"steps": 2000},
+    "lr3e-4": {"lr": 3e-4},
+    "batch64": {"batch": 64},
+    "ens4": {"ensemble": 4},
+    "ens8": {"ensemble": 8},
+}
+
+
+def per_photo_db(student: StudentGenerator, images: torch.Tensor, targets: torch.Tensor, quantise: bool) -> list[float]:
+    set_quantisation(student, quantise)
+    try:
+        with torch.no_grad():
+            return psnr(run_batched(student, images), targets)
+    finally:
+        set_quantisation(student, True)
+
+
+# pooled features beside the trunk's mean and max a head could read (float probes): the trunk's second
+# moment, the input photo's per-channel mean / max / min / second moment, each stem unit's mean and max
+FEATURES = ("sq", "input", "stem")
+
+
+@torch.no_grad()
+def pooled_features(student: StudentGenerator, inputs: torch.Tensor, extra: tuple[str, ...], batch: int = 16
+                    ) -> torch.Tensor:
+    """[N, F, 1, 1]: the alive trunk channels' mean and max, then the `extra` FEATURES."""
+    stem_outputs: list[torch.Tensor] = []
+    hooks = [student.unit(u.name).register_forward_hook(lambda m, i, o: stem_outputs.append(o))
+             for u in student.gen_spec.stem] if "stem" in extra else []
+    rows = []
+    try:
+        for i in range(0, len(inputs), batch):
+            x = inputs[i:i + batch].float()
+            stem_outputs.clear()
+            trunk = student.encode(x)[:, student.trunk_alive > 0]
+            f = [trunk.mean((2, 3)), trunk.amax((2, 3))]
+            if "sq" in extra:
+                f.append((trunk * trunk).mean((2, 3)))
+            if "input" in extra:
+                f += [x.mean((2, 3)), x.amax((2, 3)), x.amin((2, 3)), (x * x).mean((2, 3))]
+            for o in stem_outputs:
+                f += [o.mean((2, 3)), o.amax((2, 3))]
+            rows.append(torch.cat(f, 1))
+    finally:
+        for h in hooks:
+            h.remove()
+    f = torch.cat(rows)
+    f = torch.cat([f, torch.zeros(len(f), len(f[0]) % 2)], 1)  # ColourHead reads an even count
+    return f[:, :, None, None]
+
+
+def feature_probe(student: StudentGenerator, feats: torch.Tensor, pres: torch.Tensor, targets: torch.Tensor,
+                  val_feats: torch.Tensor, val_pres: torch.Tensor, steps: int, seed: int
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """A head in float on pooled features `feats` (pooled_features), trained as gs-compress trains its
+    head (without fake quantisation): its outputs on val and on the first 200 views."""
+    torch.manual_seed(seed)
+    head = ColourHead(feats.shape[1] // 2)
+    train_head(student, feats, pres, targets, steps, seed=seed, qat_from=1.0, head=head)
+    with torch.no_grad():
+        return graded(head, val_feats, val_pres, None), graded(head, feats[:200], pres[:200], None)
+
+
+def fit_variant(student: StudentGenerator, pooled: torch.Tensor, pres: torch.Tensor, targets: torch.Tensor,
+                steps: int, seed: int, settings: dict) -> None:
+    """Attach and fit a head on `student` as `settings` say (compress.colour_fit.fit_heads)."""
+    settings = dict(settings)
+    fit_heads(student, pooled, pres, targets, settings.pop("steps", steps), settings.pop("ensemble", 1), seed,
+              **settings)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m compress.experiments.head_sweep", description=__doc__.split("\n\n")[0])
+    p.add_argument("--student", type=Path, required=True, help="a student.pt written by gs-compress")
+    p.add_argument("--cache", type=Path, required=True, help="folder of the labelled views (made if missing)")
+    p.add_argument("--view-seed", type=int, default=0, help="seed of the labelled views")
+    p.add_argument("--reuse", action="store_true",
+                   help="take DIR/teacher_views.pt as it is, whatever run it was labelled for (e.g. the standard "
+                        "preset's head views for the quick student)")
+    p.add_argument("--max-views", type=positive_int, default=None, metavar="N", help="fit on the first N head views only")
+    p.add_argument("--head-seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--variants", nargs="*", choices=sorted(VARIANTS), default=["base"])
+    p.add_argument("--features", nargs="*", default=[], metavar="NAME",
+                   help=f"float feature probes: 'trunk' (the head's own features) or '+'-joined extras of {FEATURES}")
+    p.add_argument("--threads", type=int, default=2)
+    a = p.parse_args(argv)
+    probes = {name: tuple(x for x in name.split("+") if x != "trunk") for name in a.features}
+    bad = [n for n, extra in probes.items() if not set(extra) <= set(FEATURES)]
+    if bad:
+        p.error(f"--features {' '.join(bad)}: use 'trunk' or extras joined by '+' from {FEATURES}")
+    torch.set_num_threads(a.threads)
+    try:
+        student, run = load_student(a.student)
+        cfg = replace(head_config(run["config"]), seed=a.view_seed)
+        teacher = load_teacher(cfg.teacher, cfg.arch).model.eval()
+        a.cache.mkdir(parents=True, exist_ok=True)
+        views = (read_cached_views(a.cache / "teacher_views.pt") if a.reuse
+                 else label_views(teacher, load_photos(cfg.data), cfg, a.cache, show=True))
+        if views is None:
+            raise GsError(f"--reuse: no usable {a.cache / 'teacher_views.pt'}")
+    except GsError as exc:
+        p.error(str(exc))
+    student.colour = None
+    apply_phase(student, cfg, cfg.steps)  # as gs-compress leaves it before its head phase
+    student.eval()
+    inputs, targets = head_views(views, views["jitter_inputs"].shape[-1])
+    inputs, targets = inputs[:a.max_views], targets[:a.max_views]
+    pooled, pres = head_inputs(student, inputs)
+    val, val_t = views["val_inputs"].float(), views["val_targets"].float()
+    identity = psnr(val, val_t)
+
+    def report(name: str, seed: int, fq: list[float], **more: float) -> None:
+        print(json.dumps({"student": a.student.name, "views": len(inputs), "variant": name, "view_seed": a.view_seed,
+                          "head_seed": seed,
+                          "val": round(float(np.mean(fq)), 3), **more, "worst": round(min(fq), 2),
+                          "below_identity": sum(d < b for d, b in zip(fq, identity))}), flush=True)
+
+    _, val_pres = head_inputs(student, val)
+    for name, extra in probes.items():
+        feats, val_feats = pooled_features(student, inputs, extra), pooled_features(student, val, extra)
+        for seed in a.head_seeds:
+            val_out, fit_out = feature_probe(student, feats, pres, targets, val_feats, val_pres, cfg.head_steps, seed)
+            report(f"features {name} (head in float)", seed, psnr(val_out, val_t),
+                   fitted_views=round(float(np.mean(psnr(fit_out, targets[:200].float()))), 3))
+    for name in a.variants:
+        for seed in a.head_seeds:
+            model = copy.deepcopy(student)
+            fit_variant(model, pooled, pres, targets, cfg.head_steps, seed, VARIANTS[name])
+            report(name, seed, per_photo_db(model, val, val_t, True),
+                   val_fp32=round(float(np.mean(per_photo_db(model, val, val_t, False))), 3),
+                   fitted_views=round(float(np.mean(per_photo_db(model, inputs[:200].float(),
+                                                                 targets[:200].float(), True))), 3))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,53 @@
+"""The head-fitting sweep driver: its features, its variants and its refusals."""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from compress.colour_fit import head_inputs
+from compress.evaluate import psnr
+from compress.experiments.head_sweep import FEATURES, VARIANTS, feature_probe, fit_variant, main, pooled_features
+from tests.tiny import make_tiny_student
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple:
+    student = make_tiny_student(colour=False).eval()
+    gen = torch.Generator().manual_seed(1)
+    images = (torch.rand(24, 3, 16, 16, generator=gen) + torch.rand(24, 1, 1, 1, generator=gen) - 1).clamp(-1, 1)
+    pooled, pres = head_inputs(student, images)
+    targets = torch.tanh(pres.float() * (1.2 + 0.5 * images.mean((1, 2, 3)))[:, None, None, None])
+    return student, images, pooled, pres, targets
+
+
+def test_pooled_features_start_with_the_heads_own_and_add_each_extra(data: tuple) -> None:
+    student, images, pooled, _, _ = data
+    own = pooled_features(student, images, ())
+    kept = int((student.trunk_alive > 0).sum())
+    assert own.shape == (24, 2 * kept, 1, 1)
+    assert torch.allclose(own.flatten(1), pooled.flatten(1)[:, torch.cat([student.trunk_alive > 0] * 2)])
+    everything = pooled_features(student, images, FEATURES)
+    assert everything.shape[1] % 2 == 0 and everything.shape[1] > own.shape[1] + kept + 12
+    assert torch.equal(everything[:, :own.shape[1]], own)
+
+
+def test_a_float_probe_and_an_ensemble_both_learn_the_grade(data: tuple) -> None:
+    student, images, pooled, pres, targets = data
+    start = np.mean(psnr(torch.tanh(pres.float()), targets))
+    feats = pooled_features(student, images, ("stem",))
+    val_out, _ = feature_probe(student, feats, pres, targets, feats, pres, steps=60, seed=0)
+    assert np.mean(psnr(val_out, targets)) > start + 3
+    model = copy.deepcopy(student)
+    fit_variant(model, pooled, pres, targets, 60, 0, VARIANTS["ens4"])
+    assert model.colour.hidden == 4 * 64
+    with torch.no_grad():
+        assert np.mean(psnr(model(images), targets)) > start + 3
+
+
+def test_unknown_features_are_one_line_and_exit_2(tmp_path, capsys) -> None:  # noqa: ANN001
+    with pytest.raises(SystemExit) as exc:
+        main(["--student", str(tmp_path / "s.pt"), "--cache", str(tmp_path), "--features", "stem+colour"])
+    assert exc.value.code == 2 and "--features stem+colour" in capsys.readouterr().err
