@@ -93,9 +93,10 @@ class TrainConfig:
 
 
 PRESETS: dict[str, TrainConfig] = {
-    # 2-core CPU, ~31 min including teacher labelling (31 min 24 s measured): 128 px crops, MAC budget reached early so most steps
-    # train the already-compact student; its colour head on 1600 views of 256 px of the train photos and
-    # the 379 head photos, labelled in bfloat16 where the processor has it (docs/RESULTS.md)
+    # 2-core CPU, ~31 min including teacher labelling (31 min 24 s measured): 128 px crops, MAC budget
+    # reached early so most steps train the already-compact student; its colour heads on 1600 views of
+    # 256 px of the train photos and the 379 head photos, labelled in bfloat16 where the processor has
+    # it (docs/RESULTS.md)
     "quick": TrainConfig(n_jitter=1600, jitter_size=256, head_photos="extra"),
     # 2-core CPU, about 85 min from a cold cache (95 min with float32 labels): the quick design trained on
     # 4000 whole teacher-labelled views (compress/bank.py) for 3.3x the steps, the MAC budget reached at a

@@ -36,8 +36,7 @@ from ..colour import ColourHead
 from ..config import positive_int
 from ..colour_fit import fit_heads, graded, head_inputs, train_head
 from ..errors import GsError
-from ..evaluate import psnr, run_batched
-from ..quant import set_quantisation
+from ..evaluate import evaluate_student, psnr, run_batched
 from ..student import StudentGenerator
 from ..teachers import load_teacher
 from ..trainer import apply_phase
@@ -47,26 +46,13 @@ from .refit_head import head_config
 # name -> train_head keyword arguments (steps default to the preset's head_steps)
 VARIANTS: dict[str, dict] = {
     "base": {},
-    "wd0.3": {"weight_decay": 0.3},
     "wd1": {"weight_decay": 1.0},
     "wd3": {"weight_decay": 3.0},
-    "h32": {"hidden": 32},
     "h128": {"hidden": 128},
     "steps2000": {"steps": 2000},
     "lr3e-4": {"lr": 3e-4},
-    "batch64": {"batch": 64},
     "ens4": {"ensemble": 4},
-    "ens8": {"ensemble": 8},
 }
-
-
-def per_photo_db(student: StudentGenerator, images: torch.Tensor, targets: torch.Tensor, quantise: bool) -> list[float]:
-    set_quantisation(student, quantise)
-    try:
-        with torch.no_grad():
-            return psnr(run_batched(student, images), targets)
-    finally:
-        set_quantisation(student, True)
 
 
 # pooled features beside the trunk's mean and max a head could read (float probes): the trunk's second
@@ -146,10 +132,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         student, run = load_student(a.student)
         cfg = replace(head_config(run["config"]), seed=a.view_seed)
-        teacher = load_teacher(cfg.teacher, cfg.arch).model.eval()
-        a.cache.mkdir(parents=True, exist_ok=True)
-        views = (read_cached_views(a.cache / "teacher_views.pt") if a.reuse
-                 else label_views(teacher, load_photos(cfg.data), cfg, a.cache, show=True))
+        if a.reuse:
+            views = read_cached_views(a.cache / "teacher_views.pt")
+        else:
+            a.cache.mkdir(parents=True, exist_ok=True)
+            teacher = load_teacher(cfg.teacher, cfg.arch).model.eval()
+            views = label_views(teacher, load_photos(cfg.data), cfg, a.cache, show=True)
         if views is None:
             raise GsError(f"--reuse: no usable {a.cache / 'teacher_views.pt'}")
     except GsError as exc:
@@ -180,10 +168,11 @@ def main(argv: list[str] | None = None) -> int:
         for seed in a.head_seeds:
             model = copy.deepcopy(student)
             fit_variant(model, pooled, pres, targets, cfg.head_steps, seed, VARIANTS[name])
-            report(name, seed, per_photo_db(model, val, val_t, True),
-                   val_fp32=round(float(np.mean(per_photo_db(model, val, val_t, False))), 3),
-                   fitted_views=round(float(np.mean(per_photo_db(model, inputs[:200].float(),
-                                                                 targets[:200].float(), True))), 3))
+            ev = evaluate_student(model, val, val_t)
+            with torch.no_grad():
+                fitted = psnr(run_batched(model, inputs[:200].float()), targets[:200].float())
+            report(name, seed, ev["fakequant"]["psnr_per_image"], val_fp32=round(ev["fp32"]["psnr"], 3),
+                   fitted_views=round(float(np.mean(fitted)), 3))
     return 0
 
 
