@@ -1,7 +1,7 @@
 """How the colour head's fitting settings and features move val PSNR, on the views its preset labels.
 
     python -m compress.experiments.head_sweep --student pipeline/baselines/standard_student.pt \
-        --cache DIR [--view-seed 0] [--head-seeds 0 1] [--variants base ens4 ...] \
+        --cache DIR [DIR ...] [--view-seed 0] [--head-seeds 0 1] [--variants base ens4 ...] \
         [--features trunk stem ...] [--reuse] [--max-views N] [--threads 2]
 
 The head is fitted on the frozen student (compress.colour_fit.train_head) as gs-compress fits it, on
@@ -9,11 +9,13 @@ the preset's head views (compress.views.label_views with the student's run confi
 as the preset has them now, and `--view-seed` in place of the run's seed: other views of the same
 photos). The views are labelled once into DIR/teacher_views.pt (the standard preset's 1600 views of
 256 px: 16-20 min on two cores in float32, about half that in bfloat16, compress/labels.py); `--reuse`
-takes that file as it is, whatever student it was labelled for, and `--max-views N` fits on its first
-N views. The student's pooled trunk and head pre-activations are computed once, so each variant costs
-only its head fit (~25 s for 3000 steps). Every variant is fitted with each `--head-seeds` seed: `base`
+takes that file as it is, whatever student it was labelled for (with several DIRs, their head views
+joined: e.g. two view seeds' 1600 views as 3200), and `--max-views N` fits on its first N views.
+The student's pooled trunk and head pre-activations are computed once, so each variant costs only
+its head fit (~25 s for 3000 steps). Every variant is fitted with each `--head-seeds` seed: `base`
 is one head (64 hidden units), `ens4` four heads (seeds s..s+3) merged into one wider head
-(ColourHead.merge, what gs-compress fits by default), the others one head with one setting changed.
+(ColourHead.merge, what gs-compress fits by default), `ens8` eight, the others one head with one
+setting changed.
 `--features` fits heads in float on other pooled features (`trunk`: the head's own, the trunk's mean
 and max; `sq`, `input`, `stem` and '+'-joined sets add the trunk's second moment, the input photo's
 statistics, each stem unit's mean and max). Prints one JSON line per (variant, head seed): val PSNR
@@ -52,6 +54,7 @@ VARIANTS: dict[str, dict] = {
     "steps2000": {"steps": 2000},
     "lr3e-4": {"lr": 3e-4},
     "ens4": {"ensemble": 4},
+    "ens8": {"ensemble": 8},
 }
 
 
@@ -109,14 +112,32 @@ def fit_variant(student: StudentGenerator, pooled: torch.Tensor, pres: torch.Ten
               **settings)
 
 
+def joined_views(folders: list[Path]) -> dict:
+    """The cached views of `folders` (their teacher_views.pt), head views joined in order; the val
+    photos must be the same in all."""
+    caches = []
+    for folder in folders:
+        views = read_cached_views(folder / "teacher_views.pt")
+        if views is None:
+            raise GsError(f"--reuse: no usable {folder / 'teacher_views.pt'}")
+        if caches and not torch.equal(views["val_targets"], caches[0]["val_targets"]):
+            raise GsError(f"--reuse: {folder} holds other val photos than {folders[0]}; join caches of one photo set")
+        caches.append(views)
+    joined = dict(caches[0])
+    for name in ("inputs", "targets", "jitter_inputs", "jitter_targets"):
+        joined[name] = torch.cat([c[name] for c in caches])
+    return joined
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m compress.experiments.head_sweep", description=__doc__.split("\n\n")[0])
     p.add_argument("--student", type=Path, required=True, help="a student.pt written by gs-compress")
-    p.add_argument("--cache", type=Path, required=True, help="folder of the labelled views (made if missing)")
+    p.add_argument("--cache", type=Path, nargs="+", required=True,
+                   help="folder of the labelled views (made if missing); several only with --reuse")
     p.add_argument("--view-seed", type=int, default=0, help="seed of the labelled views")
     p.add_argument("--reuse", action="store_true",
                    help="take DIR/teacher_views.pt as it is, whatever run it was labelled for (e.g. the standard "
-                        "preset's head views for the quick student)")
+                        "preset's head views for the quick student); several DIRs: their head views joined")
     p.add_argument("--max-views", type=positive_int, default=None, metavar="N", help="fit on the first N head views only")
     p.add_argument("--head-seeds", type=int, nargs="+", default=[0])
     p.add_argument("--variants", nargs="*", choices=sorted(VARIANTS), default=["base"])
@@ -128,18 +149,18 @@ def main(argv: list[str] | None = None) -> int:
     bad = [n for n, extra in probes.items() if not set(extra) <= set(FEATURES)]
     if bad:
         p.error(f"--features {' '.join(bad)}: use 'trunk' or extras joined by '+' from {FEATURES}")
+    if len(a.cache) > 1 and not a.reuse:
+        p.error("several --cache folders are joined only with --reuse (views are labelled into one folder)")
     torch.set_num_threads(a.threads)
     try:
         student, run = load_student(a.student)
         cfg = replace(head_config(run["config"]), seed=a.view_seed)
         if a.reuse:
-            views = read_cached_views(a.cache / "teacher_views.pt")
+            views = joined_views(a.cache)
         else:
-            a.cache.mkdir(parents=True, exist_ok=True)
+            a.cache[0].mkdir(parents=True, exist_ok=True)
             teacher = load_teacher(cfg.teacher, cfg.arch).model.eval()
-            views = label_views(teacher, load_photos(cfg.data), cfg, a.cache, show=True)
-        if views is None:
-            raise GsError(f"--reuse: no usable {a.cache / 'teacher_views.pt'}")
+            views = label_views(teacher, load_photos(cfg.data), cfg, a.cache[0], show=True)
     except GsError as exc:
         p.error(str(exc))
     student.colour = None

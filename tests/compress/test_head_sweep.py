@@ -9,7 +9,9 @@ import torch
 
 from compress.colour_fit import head_inputs
 from compress.evaluate import psnr
-from compress.experiments.head_sweep import FEATURES, VARIANTS, feature_probe, fit_variant, main, pooled_features
+from compress.errors import GsError
+from compress.experiments.head_sweep import (FEATURES, VARIANTS, feature_probe, fit_variant, joined_views, main,
+                                              pooled_features)
 from tests.tiny import make_tiny_student
 
 
@@ -51,3 +53,26 @@ def test_unknown_features_are_one_line_and_exit_2(tmp_path, capsys) -> None:  # 
     with pytest.raises(SystemExit) as exc:
         main(["--student", str(tmp_path / "s.pt"), "--cache", str(tmp_path), "--features", "stem+colour"])
     assert exc.value.code == 2 and "--features stem+colour" in capsys.readouterr().err
+
+
+def write_views(folder, n: int, fill: float, val: float = 0.0) -> None:  # noqa: ANN001
+    """A teacher_views.pt as label_views writes it: no crops, n head views of 8 px, 2 val photos."""
+    folder.mkdir()
+    torch.save({"key": {"jitter": n}, "inputs": torch.zeros(0, 3, 8, 8).half(), "targets": torch.zeros(0, 3, 8, 8).half(),
+                "jitter_inputs": torch.full((n, 3, 8, 8), fill).half(), "jitter_targets": torch.full((n, 3, 8, 8), -fill).half(),
+                "val_inputs": torch.zeros(2, 3, 8, 8), "val_targets": torch.full((2, 3, 8, 8), val)},
+               folder / "teacher_views.pt")
+
+
+def test_joined_caches_hold_every_head_view_in_order_and_refuse_other_val_photos(tmp_path, capsys) -> None:  # noqa: ANN001
+    write_views(tmp_path / "a", 3, 0.25)
+    write_views(tmp_path / "b", 2, 0.5)
+    write_views(tmp_path / "c", 2, 0.5, val=0.1)
+    joined = joined_views([tmp_path / "a", tmp_path / "b"])
+    assert joined["jitter_inputs"][:, 0, 0, 0].tolist() == [0.25] * 3 + [0.5] * 2
+    assert torch.equal(joined["jitter_targets"], -joined["jitter_inputs"]) and len(joined["val_inputs"]) == 2
+    with pytest.raises(GsError, match="other val photos"):
+        joined_views([tmp_path / "a", tmp_path / "c"])
+    with pytest.raises(SystemExit) as exc:
+        main(["--student", str(tmp_path / "s.pt"), "--cache", str(tmp_path / "a"), str(tmp_path / "b")])
+    assert exc.value.code == 2 and "only with --reuse" in capsys.readouterr().err
