@@ -1,4 +1,4 @@
-"""Training configuration and the named presets (quick: 2-core CPU, ~30 min; standard: 2-core CPU, ~85 min;
+"""Training configuration and the named presets (quick: 2-core CPU, ~28 min; standard: 2-core CPU, ~85 min;
 paper: GPU)."""
 from __future__ import annotations
 
@@ -93,11 +93,12 @@ class TrainConfig:
 
 
 PRESETS: dict[str, TrainConfig] = {
-    # 2-core CPU, ~30 min including teacher labelling (30 min 27 s measured): 128 px crops, MAC budget
-    # reached early so most steps train the already-compact student (900 steps: the trunk scores as at
-    # 1200 without its head); its colour heads on 1600 views of 256 px of the train photos and the 379
-    # head photos, labelled in bfloat16 where the processor has it (docs/RESULTS.md)
-    "quick": TrainConfig(steps=900, n_jitter=1600, jitter_size=256, head_photos="extra"),
+    # 2-core CPU, ~28 min including teacher labelling (30 min 27 s measured at 900 steps, 2 min 11 s of
+    # GS steps more): 128 px crops, MAC budget reached early so most steps train the already-compact
+    # student (750, 900 and 1200 steps score alike over two seeds); its colour heads on 1600 views of
+    # 256 px of the train photos and the 379 head photos, labelled in bfloat16 where the processor has
+    # it (docs/RESULTS.md)
+    "quick": TrainConfig(steps=750, n_jitter=1600, jitter_size=256, head_photos="extra"),
     # 2-core CPU, about 85 min from a cold cache (95 min with float32 labels): the quick design trained on
     # 4000 whole teacher-labelled views (compress/bank.py) for 3.3x the steps, the MAC budget reached at a
     # fifth of them and then held; the same colour head views as quick (docs/RESULTS.md).
