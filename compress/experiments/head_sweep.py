@@ -75,10 +75,11 @@ def pooled_features(student: StudentGenerator, inputs: torch.Tensor, extra: tupl
         for i in range(0, len(inputs), batch):
             x = inputs[i:i + batch].float()
             stem_outputs.clear()
-            trunk = student.encode(x)[:, student.trunk_alive > 0]
-            f = [trunk.mean((2, 3)), trunk.amax((2, 3))]
+            trunk = student.encode(x)
+            f = [ColourHead.pooled(trunk).flatten(1)[:, ColourHead.feature_columns(student.trunk_alive)]]
             if "sq" in extra:
-                f.append((trunk * trunk).mean((2, 3)))
+                alive = trunk[:, student.trunk_alive > 0]
+                f.append((alive * alive).mean((2, 3)))
             if "input" in extra:
                 f += [x.mean((2, 3)), x.amax((2, 3)), x.amin((2, 3)), (x * x).mean((2, 3))]
             for o in stem_outputs:

@@ -8,10 +8,11 @@ The head is the last phase of a gs-compress run and trains on the frozen, compac
 head_steps, head_ensemble, head photos) a committed student gets the head a new run of that preset
 would fit without retraining its trunk: this labels the preset's head views (compress/views.py,
 `label_views`) and runs `head_phase` on the student, then rewrites student.pt and metrics.json in place
-(atomically) with the new quality, head and config. The label bank is not needed: its views are smaller than `jitter_size` in
-the presets that use it, so views.head_views takes no tiles of them (checked). `--cache DIR` keeps
-the labelled views (gs-compress's RUN_DIR/cache/teacher_views.pt) for a re-run; `--head-steps N`
-overrides the preset's head steps (an experiment: the files then record the override).
+(atomically) with the new quality, head and config. The label bank is not needed: its views are
+smaller than `jitter_size` in the presets that use it, so views.head_views takes no tiles of them
+(checked). `--cache DIR` keeps the labelled views (gs-compress's RUN_DIR/cache/teacher_views.pt) for
+a re-run; `--head-steps N` overrides the preset's head steps (an experiment: the files then record the
+override).
 """
 from __future__ import annotations
 
