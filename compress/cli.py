@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--arch", choices=available_archs(), help="architecture of --teacher PATH")
     p.add_argument("--data", help="'default' (the default: photos from packages) or a folder of images")
     p.add_argument("--preset", choices=sorted(PRESETS),
-                   help="quick (the default): a 2-core CPU, ~28 min (~36 min without native bfloat16), colour heads on "
+                   help="quick (the default): a 2-core CPU, ~29 min (~37 min without native bfloat16), colour heads on "
                         "379 more photos; standard: a 2-core CPU, about 85 min, 4000 bank views, 4000 steps, the same heads; "
                         "paper: reference hyper-parameters for a GPU; tiny: seconds")
     budget = p.add_mutually_exclusive_group()

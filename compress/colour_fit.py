@@ -16,6 +16,10 @@ from .quant import freeze_ranges, set_quantisation
 from .student import StudentGenerator
 
 
+# the head's pixel loss to the teacher: L1, or the squared error PSNR measures
+LOSSES = {"l1": F.l1_loss, "mse": F.mse_loss}
+
+
 @torch.no_grad()
 def head_inputs(student: StudentGenerator, inputs: torch.Tensor, batch: int = 16
                 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -96,9 +100,12 @@ def observe_head_ranges(student: StudentGenerator, pooled: torch.Tensor, pres: t
 def train_head(student: StudentGenerator, pooled: torch.Tensor, pres: torch.Tensor, targets: torch.Tensor,
                steps: int, batch: int = 32, lr: float = 1e-3, seed: int = 0, qat_from: float = 0.7,
                freeze_at: float = 0.9, window: int = 64, show: bool = False, hidden: int = HIDDEN,
-               weight_decay: float = 0.0, head: ColourHead | None = None) -> dict:
+               weight_decay: float = 0.0, head: ColourHead | None = None, loss: str = "l1",
+               feature_noise: float = 0.0) -> dict:
     """`fit_colour_head`'s loop on precomputed `head_inputs` (pooled, pres) of the frozen student in eval
-    mode; `weight_decay` is AdamW's decoupled decay of the head's weights. With `head` given, that head
+    mode; `weight_decay` is AdamW's decoupled decay of the head's weights; `feature_noise` adds Gaussian
+    noise of that many feature standard deviations to the pooled features of each training batch (a
+    smoother head for photos whose statistics lie outside the views'). With `head` given, that head
     is trained on `pooled` as they are (every column, whatever features they hold) and not attached:
     experiments use it to try other pooled features."""
     from tqdm import tqdm
@@ -122,13 +129,17 @@ def train_head(student: StudentGenerator, pooled: torch.Tensor, pres: torch.Tens
             g["lr"] = lr * 0.5 * (1 + math.cos(math.pi * step / max(steps, 1)))
         idx = torch.randint(len(pres), (min(batch, len(pres)),), generator=gen)
         y0, x0 = torch.randint(size - window + 1, (2,), generator=gen).tolist()
-        out = graded(head, pooled[idx], pres[idx, :, y0:y0 + window, x0:x0 + window], alive,
+        features = pooled[idx]
+        if feature_noise:
+            features = features + feature_noise * head.f_sd.view(1, -1, 1, 1) * torch.randn(
+                features.shape, generator=gen)
+        out = graded(head, features, pres[idx, :, y0:y0 + window, x0:x0 + window], alive,
                      out_quant if quantise else None)
-        loss = F.l1_loss(out, targets[idx, :, y0:y0 + window, x0:x0 + window].float())
+        err = LOSSES[loss](out, targets[idx, :, y0:y0 + window, x0:x0 + window].float())
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        err.backward()
         opt.step()
-        losses.append(float(loss.detach()))
+        losses.append(float(err.detach()))
     head.eval()
     tenth = max(1, steps // 10)
     return {"steps": steps, "loss_start": sum(losses[:tenth]) / tenth, "loss_end": sum(losses[-tenth:]) / tenth}

@@ -1,4 +1,4 @@
-"""Training configuration and the named presets (quick: 2-core CPU, ~28 min; standard: 2-core CPU, ~85 min;
+"""Training configuration and the named presets (quick: 2-core CPU, ~29 min; standard: 2-core CPU, ~85 min;
 paper: GPU)."""
 from __future__ import annotations
 
@@ -93,9 +93,9 @@ class TrainConfig:
 
 
 PRESETS: dict[str, TrainConfig] = {
-    # 2-core CPU, ~28 min including teacher labelling (30 min 27 s measured at 900 steps, 2 min 11 s of
-    # GS steps more): 128 px crops, MAC budget reached early so most steps train the already-compact
-    # student (750, 900 and 1200 steps score alike over two seeds); its colour heads on 1600 views of
+    # 2-core CPU, ~29 min including teacher labelling (28 min 58 s measured from a cold label cache):
+    # 128 px crops, MAC budget reached early so most steps train the already-compact student (750, 900
+    # and 1200 steps score alike over two seeds); its colour heads on 1600 views of
     # 256 px of the train photos and the 379 head photos, labelled in bfloat16 where the processor has
     # it (docs/RESULTS.md)
     "quick": TrainConfig(steps=750, n_jitter=1600, jitter_size=256, head_photos="extra"),

@@ -2,7 +2,7 @@
 
     python -m compress.experiments.head_sweep --student pipeline/baselines/standard_student.pt \
         --cache DIR [DIR ...] [--view-seed 0] [--head-seeds 0 1] [--variants base ens4 ...] \
-        [--features trunk stem ...] [--reuse] [--max-views N] [--threads 2]
+        [--features trunk stem ...] [--probe-heads K] [--reuse] [--max-views N] [--threads 2]
 
 The head is fitted on the frozen student (compress.colour_fit.train_head) as gs-compress fits it, on
 the preset's head views (compress.views.label_views with the student's run config, its head settings
@@ -14,13 +14,16 @@ joined: e.g. two view seeds' 1600 views as 3200), and `--max-views N` fits on it
 The student's pooled trunk and head pre-activations are computed once, so each variant costs only
 its head fit (~25 s for 3000 steps). Every variant is fitted with each `--head-seeds` seed: `base`
 is one head (64 hidden units), `ens4` four heads (seeds s..s+3) merged into one wider head
-(ColourHead.merge, what gs-compress fits by default), `ens8` eight, the others one head with one
-setting changed.
+(ColourHead.merge, what gs-compress fits by default), `ens8` eight, `mse_ens4`, `h32_ens4` and
+`h128_ens4` four with one setting changed (the squared error instead of L1, 32 or 128 hidden units
+each), the others one head with one setting changed.
 `--features` fits heads in float on other pooled features (`trunk`: the head's own, the trunk's mean
 and max; `sq`, `input`, `stem` and '+'-joined sets add the trunk's second moment, the input photo's
-statistics, each stem unit's mean and max). Prints one JSON line per (variant, head seed): val PSNR
-("val": fake-quant INT8, except for the float feature probes), fp32, the worst photo, the photos below
-their identity score and the PSNR on 200 of the views it was fitted on.
+statistics, each stem unit's mean and max; `smax4` / `smax8` take the trunk's max over its 4x4 / 8x8
+averages instead of its pixels), `--probe-heads K` of them merged per seed. Prints one
+JSON line per (variant, head seed): val PSNR ("val": fake-quant INT8, except for the float feature
+probes), fp32, the worst photo, the photos below their identity score and the PSNR on 200 of the
+views it was fitted on.
 """
 from __future__ import annotations
 
@@ -32,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from ..checkpoint import load_student
 from ..colour import ColourHead
@@ -55,12 +59,19 @@ VARIANTS: dict[str, dict] = {
     "lr3e-4": {"lr": 3e-4},
     "ens4": {"ensemble": 4},
     "ens8": {"ensemble": 8},
+    "mse": {"loss": "mse"},
+    "mse_ens4": {"loss": "mse", "ensemble": 4},
+    "h128_ens4": {"hidden": 128, "ensemble": 4},
+    "h32_ens4": {"hidden": 32, "ensemble": 4},
+    "noise0.5_ens4": {"feature_noise": 0.5, "ensemble": 4},
+    "noise1_ens4": {"feature_noise": 1.0, "ensemble": 4},
 }
 
 
 # pooled features beside the trunk's mean and max a head could read (float probes): the trunk's second
-# moment, the input photo's per-channel mean / max / min / second moment, each stem unit's mean and max
-FEATURES = ("sq", "input", "stem")
+# moment, the input photo's per-channel mean / max / min / second moment, each stem unit's mean and max;
+# `smaxK` replaces the trunk's max by the max of its KxK averages (a max less decided by one pixel)
+FEATURES = ("sq", "input", "stem", "smax4", "smax8")
 
 
 @torch.no_grad()
@@ -77,6 +88,10 @@ def pooled_features(student: StudentGenerator, inputs: torch.Tensor, extra: tupl
             stem_outputs.clear()
             trunk = student.encode(x)
             f = [ColourHead.pooled(trunk).flatten(1)[:, ColourHead.feature_columns(student.trunk_alive)]]
+            smooth = [int(e[4:]) for e in extra if e.startswith("smax")]
+            if smooth:
+                alive = trunk[:, student.trunk_alive > 0]
+                f[0][:, alive.shape[1]:] = F.avg_pool2d(alive, smooth[0]).amax((2, 3))
             if "sq" in extra:
                 alive = trunk[:, student.trunk_alive > 0]
                 f.append((alive * alive).mean((2, 3)))
@@ -94,13 +109,18 @@ def pooled_features(student: StudentGenerator, inputs: torch.Tensor, extra: tupl
 
 
 def feature_probe(student: StudentGenerator, feats: torch.Tensor, pres: torch.Tensor, targets: torch.Tensor,
-                  val_feats: torch.Tensor, val_pres: torch.Tensor, steps: int, seed: int
+                  val_feats: torch.Tensor, val_pres: torch.Tensor, steps: int, seed: int, heads: int = 1
                   ) -> tuple[torch.Tensor, torch.Tensor]:
-    """A head in float on pooled features `feats` (pooled_features), trained as gs-compress trains its
-    head (without fake quantisation): its outputs on val and on the first 200 views."""
-    torch.manual_seed(seed)
-    head = ColourHead(feats.shape[1] // 2)
-    train_head(student, feats, pres, targets, steps, seed=seed, qat_from=1.0, head=head)
+    """`heads` heads in float (seeds seed, seed + 1, ...) on pooled features `feats` (pooled_features),
+    trained as gs-compress trains its head (without fake quantisation) and merged (ColourHead.merge):
+    their outputs on val and on the first 200 views."""
+    fitted = []
+    for k in range(heads):
+        torch.manual_seed(seed + k)
+        head = ColourHead(feats.shape[1] // 2)
+        train_head(student, feats, pres, targets, steps, seed=seed + k, qat_from=1.0, head=head)
+        fitted.append(head)
+    head = ColourHead.merge(fitted) if heads > 1 else fitted[0]
     with torch.no_grad():
         return graded(head, val_feats, val_pres, None), graded(head, feats[:200], pres[:200], None)
 
@@ -143,13 +163,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--head-seeds", type=int, nargs="+", default=[0])
     p.add_argument("--variants", nargs="*", choices=sorted(VARIANTS), default=["base"])
     p.add_argument("--features", nargs="*", default=[], metavar="NAME",
-                   help=f"float feature probes: 'trunk' (the head's own features) or '+'-joined extras of {FEATURES}")
+                   help=f"float feature probes: 'trunk' (the head's own features) or '+'-joined extras of {FEATURES} (one smaxK)")
+    p.add_argument("--probe-heads", type=positive_int, default=1, metavar="K",
+                   help="each feature probe fits K heads (seeds s..s+K-1) merged into one, as ens4 does")
     p.add_argument("--threads", type=int, default=2)
     a = p.parse_args(argv)
     probes = {name: tuple(x for x in name.split("+") if x != "trunk") for name in a.features}
-    bad = [n for n, extra in probes.items() if not set(extra) <= set(FEATURES)]
+    bad = [n for n, extra in probes.items()
+           if not set(extra) <= set(FEATURES) or sum(x.startswith("smax") for x in extra) > 1]
     if bad:
-        p.error(f"--features {' '.join(bad)}: use 'trunk' or extras joined by '+' from {FEATURES}")
+        p.error(f"--features {' '.join(bad)}: use 'trunk' or extras joined by '+' from {FEATURES}, one smaxK at most")
     if len(a.cache) > 1 and not a.reuse:
         p.error("several --cache folders are joined only with --reuse (views are labelled into one folder)")
     torch.set_num_threads(a.threads)
@@ -183,8 +206,9 @@ def main(argv: list[str] | None = None) -> int:
     for name, extra in probes.items():
         feats, val_feats = pooled_features(student, inputs, extra), pooled_features(student, val, extra)
         for seed in a.head_seeds:
-            val_out, fit_out = feature_probe(student, feats, pres, targets, val_feats, val_pres, cfg.head_steps, seed)
-            report(f"features {name} (head in float)", seed, psnr(val_out, val_t),
+            val_out, fit_out = feature_probe(student, feats, pres, targets, val_feats, val_pres, cfg.head_steps, seed,
+                                             a.probe_heads)
+            report(f"features {name} (head in float, {a.probe_heads} merged)", seed, psnr(val_out, val_t),
                    fitted_views=round(float(np.mean(psnr(fit_out, targets[:200].float()))), 3))
     for name in a.variants:
         for seed in a.head_seeds:

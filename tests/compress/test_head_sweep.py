@@ -31,22 +31,27 @@ def test_pooled_features_start_with_the_heads_own_and_add_each_extra(data: tuple
     kept = int((student.trunk_alive > 0).sum())
     assert own.shape == (24, 2 * kept, 1, 1)
     assert torch.allclose(own.flatten(1), pooled.flatten(1)[:, torch.cat([student.trunk_alive > 0] * 2)])
-    everything = pooled_features(student, images, FEATURES)
+    everything = pooled_features(student, images, tuple(f for f in FEATURES if not f.startswith("smax")))
     assert everything.shape[1] % 2 == 0 and everything.shape[1] > own.shape[1] + kept + 12
     assert torch.equal(everything[:, :own.shape[1]], own)
+    trunk_side = student.encode(images[:1]).shape[-1]
+    smooth = pooled_features(student, images, (f"smax{trunk_side}",))  # one average: its max is the mean
+    assert torch.allclose(smooth[:, kept:], smooth[:, :kept], atol=1e-6) and not torch.allclose(own[:, kept:], own[:, :kept])
 
 
-def test_a_float_probe_and_an_ensemble_both_learn_the_grade(data: tuple) -> None:
+def test_float_probes_ensembles_and_the_squared_loss_all_learn_the_grade(data: tuple) -> None:
     student, images, pooled, pres, targets = data
     start = np.mean(psnr(torch.tanh(pres.float()), targets))
     feats = pooled_features(student, images, ("stem",))
-    val_out, _ = feature_probe(student, feats, pres, targets, feats, pres, steps=60, seed=0)
-    assert np.mean(psnr(val_out, targets)) > start + 3
-    model = copy.deepcopy(student)
-    fit_variant(model, pooled, pres, targets, 60, 0, VARIANTS["ens4"])
-    assert model.colour.hidden == 4 * 64
-    with torch.no_grad():
-        assert np.mean(psnr(model(images), targets)) > start + 3
+    for heads in (1, 2):
+        val_out, _ = feature_probe(student, feats, pres, targets, feats, pres, steps=60, seed=0, heads=heads)
+        assert np.mean(psnr(val_out, targets)) > start + 3
+    for variant, hidden in (("ens4", 4 * 64), ("mse", 64), ("noise0.5_ens4", 4 * 64)):
+        model = copy.deepcopy(student)
+        fit_variant(model, pooled, pres, targets, 60, 0, VARIANTS[variant])
+        assert model.colour.hidden == hidden
+        with torch.no_grad():
+            assert np.mean(psnr(model(images), targets)) > start + 3
 
 
 def test_unknown_features_are_one_line_and_exit_2(tmp_path, capsys) -> None:  # noqa: ANN001
