@@ -163,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--head-seeds", type=int, nargs="+", default=[0])
     p.add_argument("--variants", nargs="*", choices=sorted(VARIANTS), default=["base"])
     p.add_argument("--features", nargs="*", default=[], metavar="NAME",
-                   help=f"float feature probes: 'trunk' (the head's own features) or '+'-joined extras of {FEATURES} (one smaxK)")
+                   help=f"float feature probes: 'trunk' (the head's own features) or '+'-joined extras of "
+                        f"{FEATURES} (one smaxK)")
     p.add_argument("--probe-heads", type=positive_int, default=1, metavar="K",
                    help="each feature probe fits K heads (seeds s..s+K-1) merged into one, as ens4 does")
     p.add_argument("--threads", type=int, default=2)
