@@ -14,9 +14,10 @@ joined: e.g. two view seeds' 1600 views as 3200), and `--max-views N` fits on it
 The student's pooled trunk and head pre-activations are computed once, so each variant costs only
 its head fit (~25 s for 3000 steps). Every variant is fitted with each `--head-seeds` seed: `base`
 is one head (64 hidden units), `ens4` four heads (seeds s..s+3) merged into one wider head
-(ColourHead.merge, what gs-compress fits by default), `ens8` eight, `mse_ens4`, `h32_ens4` and
-`h128_ens4` four with one setting changed (the squared error instead of L1, 32 or 128 hidden units
-each), the others one head with one setting changed.
+(ColourHead.merge, what gs-compress fits by default), `ens8` eight, `mse_ens4`, `h32_ens4`,
+`h128_ens4`, `noise0.5_ens4` and `noise1_ens4` four with one setting changed (the squared error
+instead of L1, 32 or 128 hidden units each, noise of 0.5 or 1 feature standard deviations on the
+pooled features), the others one head with one setting changed.
 `--features` fits heads in float on other pooled features (`trunk`: the head's own, the trunk's mean
 and max; `sq`, `input`, `stem` and '+'-joined sets add the trunk's second moment, the input photo's
 statistics, each stem unit's mean and max; `smax4` / `smax8` take the trunk's max over its 4x4 / 8x8
@@ -81,19 +82,18 @@ def pooled_features(student: StudentGenerator, inputs: torch.Tensor, extra: tupl
     stem_outputs: list[torch.Tensor] = []
     hooks = [student.unit(u.name).register_forward_hook(lambda m, i, o: stem_outputs.append(o))
              for u in student.gen_spec.stem] if "stem" in extra else []
+    smooth = [int(e[4:]) for e in extra if e.startswith("smax")]
     rows = []
     try:
         for i in range(0, len(inputs), batch):
             x = inputs[i:i + batch].float()
             stem_outputs.clear()
             trunk = student.encode(x)
+            alive = trunk[:, student.trunk_alive > 0]
             f = [ColourHead.pooled(trunk).flatten(1)[:, ColourHead.feature_columns(student.trunk_alive)]]
-            smooth = [int(e[4:]) for e in extra if e.startswith("smax")]
             if smooth:
-                alive = trunk[:, student.trunk_alive > 0]
                 f[0][:, alive.shape[1]:] = F.avg_pool2d(alive, smooth[0]).amax((2, 3))
             if "sq" in extra:
-                alive = trunk[:, student.trunk_alive > 0]
                 f.append((alive * alive).mean((2, 3)))
             if "input" in extra:
                 f += [x.mean((2, 3)), x.amax((2, 3)), x.amin((2, 3)), (x * x).mean((2, 3))]
