@@ -67,6 +67,9 @@ class TrainConfig:
     jitter_size: int = 64        # their size; labelling costs size^2 * n_jitter. The teacher's grade depends
                                  # on resolution, so views at the val size teach the head best when they
                                  # come from many photos (docs/RESULTS.md: quick and standard use 256 px)
+    # their framing: the photo's short side resized to jitter_size x U(1, jitter_zoom) before the crop
+    # (1: the whole short side, as the val photos are framed; 3: down to a third of it)
+    jitter_zoom: float = 3.0
     head_steps: int = 3000
     # heads fitted on the same views (seeds seed, seed + 1, ...) and merged into one head of their mean
     # grade, head_ensemble x 64 hidden units: +0.5 dB on the standard student's val photos (docs/RESULTS.md)
@@ -96,16 +99,18 @@ PRESETS: dict[str, TrainConfig] = {
     # 2-core CPU, ~29 min including teacher labelling (28 min 58 s measured from a cold label cache):
     # 128 px crops, MAC budget reached early so most steps train the already-compact student (750, 900
     # and 1200 steps score alike over two seeds); its colour heads on 1600 views of
-    # 256 px of the train photos and the 379 head photos, labelled in bfloat16 where the processor has
-    # it (docs/RESULTS.md)
-    "quick": TrainConfig(steps=750, n_jitter=1600, jitter_size=256, head_photos="extra"),
+    # 256 px of the train photos and the 379 head photos, framed at zoom 1-2 (no val photo below its
+    # identity score on three seeds; zoom 1-3: two), labelled in bfloat16 where the processor has it
+    # (docs/RESULTS.md)
+    "quick": TrainConfig(steps=750, n_jitter=1600, jitter_size=256, jitter_zoom=2.0, head_photos="extra"),
     # 2-core CPU, about 85 min from a cold cache (95 min with float32 labels): the quick design trained on
     # 4000 whole teacher-labelled views (compress/bank.py) for 3.3x the steps, the MAC budget reached at a
-    # fifth of them and then held; the same colour head views as quick (docs/RESULTS.md).
+    # fifth of them and then held; the quick colour head views framed at zoom 1-3 (0.7 dB above 1-2 on
+    # its trunk, docs/RESULTS.md).
     "standard": TrainConfig(preset="standard", steps=4000, bank_views=4000, prune_end=0.2, ckpt_every=200,
                             eval_every=400, shrink_after_budget=False, n_jitter=1600, jitter_size=256,
                             head_photos="extra"),
-    # the reference hyper-parameters (GS-REFERENCE.md) for a GPU: 256 px crops, batch 8, Adam 1e-5
+    # the GAN Slimming paper's hyper-parameters for a GPU: 256 px crops, batch 8, Adam 1e-5
     # betas (0.5, 0.999) wd 1e-3, gamma SGD 0.1 momentum 0.5, beta 20, full GAN term.
     "paper": TrainConfig(preset="paper", steps=40000, batch=8, crop=256, view_size=320, n_views=2000,
                          lr=1e-5, lr_d=1e-5, weight_decay=1e-3, lambda_gan=1.0, ndf=64,

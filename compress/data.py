@@ -171,6 +171,10 @@ class CropDataset(torch.utils.data.Dataset):
         image = self.images[index % len(self.images)]
         return to_tensor(apply_crop(image, self.params(index), self.crop))
 
+    def zoom(self, index: int) -> float:
+        """How far item `index` is zoomed in: its photo's short side over its window's (1: all of it)."""
+        return min(self.images[index % len(self.images)].shape[:2]) / self.params(index).side
+
 
 def center_crop(image: np.ndarray, size: int) -> np.ndarray:
     """Largest centred square, resized to size x size (uint8 HxWx3)."""
@@ -207,9 +211,15 @@ def colour_jitter(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return torch.from_numpy(pixels_to_real(pixels).astype(np.float32))
 
 
-def jittered_views(images: Sequence[np.ndarray], n: int, size: int, seed: int, fraction: float = 0.7) -> torch.Tensor:
-    """`n` random size x size crops (0.33-1x of the short side), a `fraction` of them colour-jittered."""
-    crops = CropDataset(images, crop=size, seed=seed + 1, scale_range=(1.0, 3.0), length=n)
+def jitter_crops(images: Sequence[np.ndarray], n: int, size: int, seed: int, zoom: float) -> CropDataset:
+    """The crops of `jittered_views`: `n` random size x size windows of 1/zoom to all of the short side."""
+    return CropDataset(images, crop=size, seed=seed + 1, scale_range=(1.0, zoom), length=n)
+
+
+def jittered_views(images: Sequence[np.ndarray], n: int, size: int, seed: int, zoom: float,
+                   fraction: float = 0.7) -> torch.Tensor:
+    """`n` random size x size crops (`jitter_crops`), a `fraction` of them colour-jittered."""
+    crops = jitter_crops(images, n, size, seed, zoom)
     gen = torch.Generator().manual_seed(seed)
     out = []
     for i in range(n):

@@ -65,7 +65,8 @@ def label_views(teacher: nn.Module, photos: PhotoSet, cfg: TrainConfig, cache: P
     precision = label_precision(cfg.label_precision, device)
     key = {"views": n_crops, "view_size": cfg.view_size, "eval_size": cfg.eval_size, "seed": cfg.seed,
            "photos": [e.sha256 for e in photos.entries], "jitter": n_jitter, "jitter_size": cfg.jitter_size,
-           # only where they apply, so runs without head photos or bf16 labels keep their caches
+           # only where they apply, so runs without head photos, bf16 labels or another zoom keep their caches
+           **({"jitter_zoom": cfg.jitter_zoom} if cfg.jitter_zoom != TrainConfig.jitter_zoom else {}),
            **({"head_photos": [sha for sha, _ in head]} if head else {}),
            **({"labels": precision} if precision != "float32" else {})}
     path = cache / "teacher_views.pt"
@@ -76,7 +77,7 @@ def label_views(teacher: nn.Module, photos: PhotoSet, cfg: TrainConfig, cache: P
     inputs = (torch.stack([views[i] for i in range(n_crops)]) if n_crops
               else torch.zeros(0, 3, cfg.view_size, cfg.view_size))
     jitter = jittered_views(photos.subset("train") + [image for _, image in head], n_jitter, cfg.jitter_size,
-                            cfg.seed)
+                            cfg.seed, cfg.jitter_zoom)
     val_in = val_batch(photos.subset("val"), cfg.eval_size)
 
     def label(images: torch.Tensor, what: str, batch: int) -> torch.Tensor:

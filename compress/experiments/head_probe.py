@@ -44,6 +44,7 @@ from ..bank import ViewRecipe, make_view
 from ..checkpoint import load_student
 from ..colour import HIDDEN, ColourHead
 from ..colour_fit import fit_colour_head, head_inputs
+from ..config import TrainConfig
 from ..data import build_default_photos, jittered_views, load_photo_folder, val_batch
 from ..errors import GsError
 from ..evaluate import psnr, run_batched
@@ -114,7 +115,7 @@ def labelled_views(teacher: torch.nn.Module, photos: list, size: int, n: int, se
     """`n` views of `size` px of `photos` and the teacher's outputs for them: jittered crops, or with
     `bank_mix` the label bank's views (compress.bank.make_view) with that fraction of two-photo mixes."""
     if bank_mix is None:
-        views = jittered_views(photos, n, size, seed)
+        views = jittered_views(photos, n, size, seed, TrainConfig.jitter_zoom)
     else:
         recipe = ViewRecipe(size=size, seed=seed, p_mix=bank_mix)
         views = torch.stack([make_view(photos, recipe, i) for i in range(n)])

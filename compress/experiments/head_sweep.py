@@ -1,16 +1,17 @@
 """How the colour head's fitting settings and features move val PSNR, on the views its preset labels.
 
     python -m compress.experiments.head_sweep --student pipeline/baselines/standard_student.pt \
-        --cache DIR [DIR ...] [--view-seed 0] [--head-seeds 0 1] [--variants base ens4 ...] \
+        --cache DIR [DIR ...] [--view-seed 0] [--jitter-zoom Z] [--head-seeds 0 1] [--variants base ens4 ...] \
         [--features trunk stem ...] [--probe-heads K] [--reuse] [--max-views N] [--threads 2]
 
 The head is fitted on the frozen student (compress.colour_fit.train_head) as gs-compress fits it, on
 the preset's head views (compress.views.label_views with the student's run config, its head settings
 as the preset has them now, and `--view-seed` in place of the run's seed: other views of the same
-photos). The views are labelled once into DIR/teacher_views.pt (the standard preset's 1600 views of
-256 px: 16-20 min on two cores in float32, about half that in bfloat16, compress/labels.py); `--reuse`
-takes that file as it is, whatever student it was labelled for (with several DIRs, their head views
-joined: e.g. two view seeds' 1600 views as 3200), and `--max-views N` fits on its first N views.
+photos; `--jitter-zoom Z` frames them at zoom 1 to Z instead of the preset's `jitter_zoom`). The
+views are labelled once into DIR/teacher_views.pt (the standard preset's 1600 views of 256 px: 16-20
+min on two cores in float32, about half that in bfloat16, compress/labels.py); `--reuse` takes that file
+as it is, whatever student it was labelled for (with several DIRs, their head views joined: e.g. two
+view seeds' 1600 views as 3200), and `--max-views N` fits on its first N views.
 The student's pooled trunk and head pre-activations are computed once, so each variant costs only
 its head fit (~25 s for 3000 steps). Every variant is fitted with each `--head-seeds` seed: `base`
 is one head (64 hidden units), `ens4` four heads (seeds s..s+3) merged into one wider head
@@ -40,7 +41,7 @@ import torch.nn.functional as F
 
 from ..checkpoint import load_student
 from ..colour import ColourHead
-from ..config import positive_int
+from ..config import TrainConfig, positive_int
 from ..colour_fit import fit_heads, graded, head_inputs, train_head
 from ..errors import GsError
 from ..evaluate import evaluate_student, psnr, run_batched
@@ -150,12 +151,41 @@ def joined_views(folders: list[Path]) -> dict:
     return joined
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m compress.experiments.head_sweep", description=__doc__.split("\n\n")[0])
+def zoom_factor(text: str) -> float:
+    """A `--jitter-zoom` value: a number >= 1 (1 frames every view on the photo's whole short side)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value >= 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {text!r}")
+    return value
+
+
+def trunk_parser(module: str, doc: str, cache_help: str) -> argparse.ArgumentParser:
+    """The command line of a head experiment on a trained student: `--student` and its views' `--cache`."""
+    p = argparse.ArgumentParser(prog=f"python -m {module}", description=doc.split("\n\n")[0])
     p.add_argument("--student", type=Path, required=True, help="a student.pt written by gs-compress")
-    p.add_argument("--cache", type=Path, nargs="+", required=True,
-                   help="folder of the labelled views (made if missing); several only with --reuse")
+    p.add_argument("--cache", type=Path, nargs="+", required=True, help=cache_help)
+    return p
+
+
+def frozen_trunk(path: Path) -> tuple[StudentGenerator, TrainConfig]:
+    """The student of `path` without its head, as gs-compress leaves it before its head phase, and its run
+    config with the head settings of its preset as the preset is now (refit_head.head_config)."""
+    student, run = load_student(path)
+    cfg = head_config(run["config"])
+    student.colour = None
+    apply_phase(student, cfg, cfg.steps)
+    return student.eval(), cfg
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = trunk_parser(__spec__.name, __doc__,
+                     "folder of the labelled views (made if missing); several only with --reuse")
     p.add_argument("--view-seed", type=int, default=0, help="seed of the labelled views")
+    p.add_argument("--jitter-zoom", type=zoom_factor, default=None, metavar="Z",
+                   help="frame the labelled head views at zoom 1 to Z instead of the preset's jitter_zoom")
     p.add_argument("--reuse", action="store_true",
                    help="take DIR/teacher_views.pt as it is, whatever run it was labelled for (e.g. the standard "
                         "preset's head views for the quick student); several DIRs: their head views joined")
@@ -178,8 +208,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error("several --cache folders are joined only with --reuse (views are labelled into one folder)")
     torch.set_num_threads(a.threads)
     try:
-        student, run = load_student(a.student)
-        cfg = replace(head_config(run["config"]), seed=a.view_seed)
+        student, cfg = frozen_trunk(a.student)
+        cfg = replace(cfg, seed=a.view_seed, jitter_zoom=a.jitter_zoom or cfg.jitter_zoom)
         if a.reuse:
             views = joined_views(a.cache)
         else:
@@ -188,9 +218,6 @@ def main(argv: list[str] | None = None) -> int:
             views = label_views(teacher, load_photos(cfg.data), cfg, a.cache[0], show=True)
     except GsError as exc:
         p.error(str(exc))
-    student.colour = None
-    apply_phase(student, cfg, cfg.steps)  # as gs-compress leaves it before its head phase
-    student.eval()
     inputs, targets = head_views(views, views["jitter_inputs"].shape[-1])
     inputs, targets = inputs[:a.max_views], targets[:a.max_views]
     pooled, pres = head_inputs(student, inputs)

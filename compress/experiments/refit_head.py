@@ -36,7 +36,8 @@ from ..teachers import load_teacher
 from ..trainer import apply_phase, head_phase
 from ..views import label_views, load_photos
 
-HEAD_FIELDS = ("colour_head", "n_jitter", "jitter_size", "head_steps", "head_ensemble", "head_photos")
+HEAD_FIELDS = ("colour_head", "n_jitter", "jitter_size", "jitter_zoom", "head_steps", "head_ensemble",
+               "head_photos")
 
 
 def head_config(run_config: dict, head_steps: int | None = None) -> TrainConfig:

@@ -197,3 +197,14 @@ def test_default_set_with_debian_packages(tmp_path: Path) -> None:
         assert e.sha256 == sha256_file(cached) and min(e.width, e.height) >= 1000
         assert e.licence.split()[0] in {"GPL-2+", "LGPLv3", "CC-BY-SA-4.0"}
     assert not list(tmp_path.glob(".*"))                         # no leftover temp dirs
+
+
+def test_jitter_zoom_bounds_the_head_views_framing() -> None:
+    """zoom 1 frames every view on the photo's whole short side; zoom 3 also cuts down to a third of it."""
+    def spans(zoom: float) -> list[float]:  # top-to-bottom range of each view, in [-1, 1] units
+        views = data.jittered_views([_gradient(120, 60)], 24, 16, seed=0, zoom=zoom, fraction=0.0)
+        rows = views[:, 1].mean(-1)  # green: 0 at the top row, 255 at the bottom
+        return (rows[:, -1] - rows[:, 0]).abs().tolist()
+
+    assert min(spans(1.0)) > 1.8
+    assert min(spans(3.0)) < 1.0 and max(spans(2.0)) > 1.8 and min(spans(2.0)) > 0.9

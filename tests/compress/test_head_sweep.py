@@ -59,6 +59,10 @@ def test_unknown_features_are_one_line_and_exit_2(tmp_path, capsys) -> None:  # 
     with pytest.raises(SystemExit) as exc:
         main(["--student", str(tmp_path / "s.pt"), "--cache", str(tmp_path), "--features", "stem+colour"])
     assert exc.value.code == 2 and "--features stem+colour" in capsys.readouterr().err
+    for zoom in ("0.5", "wide"):
+        with pytest.raises(SystemExit) as exc:
+            main(["--student", str(tmp_path / "s.pt"), "--cache", str(tmp_path), "--jitter-zoom", zoom])
+        assert exc.value.code == 2 and "--jitter-zoom: expected a number >= 1" in capsys.readouterr().err
 
 
 def write_views(folder, n: int, fill: float, val: float = 0.0) -> None:  # noqa: ANN001

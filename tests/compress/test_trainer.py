@@ -283,6 +283,19 @@ def test_bf16_labels_are_close_to_float32_keyed_apart_and_val_stays_float32(setu
         assert min(psnr(bf16[name].float(), f32[name].float())) > 35
 
 
+def test_head_views_framing_is_keyed_and_leaves_the_training_views(setup_dir: Path, tmp_path: Path) -> None:
+    from compress.config import make_config
+    from compress.views import label_views, load_photos
+    from tests.tiny import make_tiny_teacher
+
+    teacher, photos, cfg = make_tiny_teacher().eval(), load_photos(str(setup_dir / "photos")), make_config("tiny")
+    whole = label_views(teacher, photos, replace(cfg, jitter_zoom=1.0), tmp_path, show=False)
+    default = label_views(teacher, photos, cfg, tmp_path, show=False)  # the cache above is not reused
+    assert whole["key"]["jitter_zoom"] == 1.0 and "jitter_zoom" not in default["key"]
+    assert not torch.equal(whole["jitter_inputs"], default["jitter_inputs"])
+    assert torch.equal(whole["inputs"], default["inputs"])  # GS training's views do not depend on it
+
+
 def test_auto_label_precision_follows_the_processor(monkeypatch: pytest.MonkeyPatch) -> None:
     from compress import labels
 
