@@ -4,16 +4,17 @@
         --features-file F [--head-seeds 2] [--subsets all zoom<=2 ...] [--threads 2]
 
 Each DIR holds a teacher_views.pt of one draw of head views (gs-compress's RUN_DIR/cache, or
-head_sweep's --cache folder) of the same photos; their head views are pooled (training views left
-out), and every view's framing is recomputed from its draw's seed and photos (compress.data.jitter_crops:
-the zoom is the photo's short side over the view's window, 1 to jitter_zoom). The student's head inputs
-for all of them are computed once and kept in F (about 0.4 MB per view; reused when F exists). Then
+head_sweep's --cache folder) of the same photos; their head views are pooled (training views left out),
+and every view's framing is recomputed from its draw's seed and photos (compress.data.jitter_crops: the
+zoom is the photo's short side over the view's window, 1 to jitter_zoom). The student's head inputs for
+all of them are computed once and kept in F (about 0.8 MB per 256 px view; reused when F exists). Then
 four heads (the preset's ensemble) are fitted on each subset, as gs-compress fits them, and one JSON
 line per (subset, head seed) gives val PSNR (fake-quant INT8), the worst photo and the photos below
 their identity score. Subsets, in the order their random draws are taken from one generator (seed 123):
 `all`, `zoom<=1.5`, `zoom>1.5`, `zoom<=2`; `random_like_zoom<=1.5` and `random_like_zoom<=2` (as many
 views drawn at random from all of them); per draw K: `draw{K}`, `draw{K}_zoom<=2`, `draw{K}_zoom<=1.5`,
-`draw{K}_random_like_zoom<=2`; `zoom<=2_random_like_zoom<=1.5` (as many as zoom<=1.5 drawn from zoom<=2).
+`draw{K}_random_like_zoom<=2`; `zoom<=2_random_like_zoom<=1.5` (as many as zoom<=1.5 drawn from
+zoom<=2).
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from ..config import TrainConfig
 from ..data import jitter_crops
 from ..errors import GsError
 from ..evaluate import evaluate_student, psnr
+from ..safeload import load_plain
 from ..views import load_head_photos, load_photos, read_cached_views
 from .head_sweep import frozen_trunk, trunk_parser
 
@@ -94,8 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         student, cfg = frozen_trunk(a.student)
         tag = {"student": str(a.student.resolve()), "caches": [str(c.resolve()) for c in a.cache]}
-        data = torch.load(a.features_file, weights_only=True) if a.features_file.is_file() else None
-        if data is not None and data.get("tag") != tag:
+        data = (load_plain(a.features_file, "--features-file", "Name a new one to compute them again.", GsError)
+                if a.features_file.is_file() else None)
+        if data is not None and (not isinstance(data, dict) or data.get("tag") != tag):
             raise GsError(f"{a.features_file} holds the head inputs of another student or other caches; "
                           "name a new --features-file")
         if data is None:
