@@ -46,6 +46,12 @@ def load_head_photos(source: str, photos: PhotoSet | None = None) -> list[tuple[
     return [(e.sha256, image) for e, image in zip(head.entries, head.images) if e.sha256 not in val]
 
 
+def head_view_images(photos: PhotoSet, head: list[tuple[str, np.ndarray]]) -> list[np.ndarray]:
+    """The photos the colour head's views are cut from, in their order: the train photos, then `head`
+    (load_head_photos)."""
+    return photos.subset("train") + [image for _, image in head]
+
+
 @torch.no_grad()
 def label_views(teacher: nn.Module, photos: PhotoSet, cfg: TrainConfig, cache: Path, show: bool,
                 device: torch.device | str = "cpu") -> dict:
@@ -76,8 +82,7 @@ def label_views(teacher: nn.Module, photos: PhotoSet, cfg: TrainConfig, cache: P
     views = CropDataset(photos.subset("train"), crop=cfg.view_size, seed=cfg.seed, length=n_crops or None)
     inputs = (torch.stack([views[i] for i in range(n_crops)]) if n_crops
               else torch.zeros(0, 3, cfg.view_size, cfg.view_size))
-    jitter = jittered_views(photos.subset("train") + [image for _, image in head], n_jitter, cfg.jitter_size,
-                            cfg.seed, cfg.jitter_zoom)
+    jitter = jittered_views(head_view_images(photos, head), n_jitter, cfg.jitter_size, cfg.seed, cfg.jitter_zoom)
     val_in = val_batch(photos.subset("val"), cfg.eval_size)
 
     def label(images: torch.Tensor, what: str, batch: int) -> torch.Tensor:

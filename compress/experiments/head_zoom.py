@@ -31,7 +31,7 @@ from ..data import jitter_crops
 from ..errors import GsError
 from ..evaluate import evaluate_student, psnr
 from ..safeload import load_plain
-from ..views import load_head_photos, load_photos, read_cached_views
+from ..views import head_view_images, load_head_photos, load_photos, read_cached_views
 from .head_sweep import frozen_trunk, trunk_parser
 
 
@@ -39,7 +39,7 @@ def pooled_draws(student: torch.nn.Module, folders: list[Path], cfg: TrainConfig
     """Head inputs, targets, zoom and draw index of every head view of `folders`, and the val photos."""
     photos = load_photos(cfg.data)
     head = load_head_photos(cfg.head_photos, photos)
-    images = photos.subset("train") + [image for _, image in head]
+    images = head_view_images(photos, head)
     shas = [e.sha256 for e in photos.entries], [sha for sha, _ in head]
     rows: dict[str, list] = {"pooled": [], "pres": [], "targets": [], "zoom": [], "draw": []}
     for k, folder in enumerate(folders):
