@@ -1,4 +1,4 @@
-"""Which of the colour head's views teach it: how each view is framed, and how many there are.
+"""Which of the colour head's views teach it: how each view is framed, how many there are, of how many photos.
 
     python -m compress.experiments.head_zoom --student RUN/student.pt --cache DIR [DIR ...] \
         --features-file F [--head-seeds 2] [--subsets all zoom<=2 ...] [--threads 2]
@@ -14,12 +14,16 @@ their identity score. Subsets, in the order their random draws are taken from on
 `all`, `zoom<=1.5`, `zoom>1.5`, `zoom<=2`; `random_like_zoom<=1.5` and `random_like_zoom<=2` (as many
 views drawn at random from all of them); per draw K: `draw{K}`, `draw{K}_zoom<=2`, `draw{K}_zoom<=1.5`,
 `draw{K}_random_like_zoom<=2`; `zoom<=2_random_like_zoom<=1.5` (as many as zoom<=1.5 drawn from
-zoom<=2).
+zoom<=2). How many scenes (a generator of seed 1000 + P per photo draw P in 0-2): `photos{N}_p{P}` is
+every view of N photos drawn at random (N in PHOTO_COUNTS, each draw's N photos nested in its larger N)
+and `views_like_photos{N}_p{P}` as many views drawn at random from all photos, so the two differ only in
+how their views are spread over the photos.
 """
 from __future__ import annotations
 
 import copy
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -35,13 +39,17 @@ from ..views import head_view_images, load_head_photos, load_photos, read_cached
 from .head_sweep import frozen_trunk, trunk_parser
 
 
+PHOTO_COUNTS = (25, 50, 100, 200)
+PHOTO_DRAWS = 3
+
+
 def pooled_draws(student: torch.nn.Module, folders: list[Path], cfg: TrainConfig) -> dict:
-    """Head inputs, targets, zoom and draw index of every head view of `folders`, and the val photos."""
+    """Head inputs, targets, zoom, draw and photo index of every head view of `folders`, and the val photos."""
     photos = load_photos(cfg.data)
     head = load_head_photos(cfg.head_photos, photos)
     images = head_view_images(photos, head)
     shas = [e.sha256 for e in photos.entries], [sha for sha, _ in head]
-    rows: dict[str, list] = {"pooled": [], "pres": [], "targets": [], "zoom": [], "draw": []}
+    rows: dict[str, list] = {"pooled": [], "pres": [], "targets": [], "zoom": [], "draw": [], "photo": []}
     for k, folder in enumerate(folders):
         views = read_cached_views(folder / "teacher_views.pt")
         if views is None:
@@ -58,12 +66,13 @@ def pooled_draws(student: torch.nn.Module, folders: list[Path], cfg: TrainConfig
         rows["targets"].append(views["jitter_targets"])
         rows["zoom"].append(torch.tensor([crops.zoom(i) for i in range(len(x))]))
         rows["draw"].append(torch.full((len(x),), k))
-        print(f"head inputs of {folder}: {len(x)} views", flush=True)
+        rows["photo"].append(torch.arange(len(x)) % len(images))  # CropDataset: view i is of photo i % n
+        print(f"head inputs of {folder}: {len(x)} views", file=sys.stderr, flush=True)  # stdout: JSON lines only
     return {**{name: torch.cat(parts) for name, parts in rows.items()},
             "val": views["val_inputs"].float(), "val_t": views["val_targets"].float()}
 
 
-def subsets(zoom: torch.Tensor, draw: torch.Tensor) -> dict[str, torch.Tensor]:
+def subsets(zoom: torch.Tensor, draw: torch.Tensor, photo: torch.Tensor) -> dict[str, torch.Tensor]:
     """The named subsets (indices) of the docstring, random ones drawn in its order."""
     gen = torch.Generator().manual_seed(123)
     where = lambda mask: torch.nonzero(mask).flatten()  # noqa: E731
@@ -81,6 +90,13 @@ def subsets(zoom: torch.Tensor, draw: torch.Tensor) -> dict[str, torch.Tensor]:
         picked[f"draw{k}_zoom<=1.5"] = where((draw == k) & (zoom <= 1.5))
         picked[f"draw{k}_random_like_zoom<=2"] = random_like(picked[f"draw{k}"], f"draw{k}_zoom<=2")
     picked["zoom<=2_random_like_zoom<=1.5"] = random_like(picked["zoom<=2"], "zoom<=1.5")
+    n_photos = int(photo.max()) + 1
+    for p in range(PHOTO_DRAWS):  # a generator per photo draw: the subsets above stay as they were drawn
+        gen = torch.Generator().manual_seed(1000 + p)
+        order = torch.randperm(n_photos, generator=gen)
+        for n in (n for n in PHOTO_COUNTS if n < n_photos):
+            picked[f"photos{n}_p{p}"] = where(torch.isin(photo, order[:n]))
+            picked[f"views_like_photos{n}_p{p}"] = random_like(picked["all"], f"photos{n}_p{p}")
     return picked
 
 
@@ -101,10 +117,13 @@ def main(argv: list[str] | None = None) -> int:
         if data is not None and (not isinstance(data, dict) or data.get("tag") != tag):
             raise GsError(f"{a.features_file} holds the head inputs of another student or other caches; "
                           "name a new --features-file")
+        if data is not None and "photo" not in data:
+            raise GsError(f"{a.features_file} has no photo index per view (an older driver wrote it); "
+                          "name a new --features-file")
         if data is None:
             data = {**pooled_draws(student, a.cache, cfg), "tag": tag}
             torch.save(data, a.features_file)
-        picked = subsets(data["zoom"], data["draw"])
+        picked = subsets(data["zoom"], data["draw"], data["photo"])
         unknown = [name for name in a.subsets if name not in picked]
         if unknown:
             raise GsError(f"--subsets {' '.join(unknown)}: choose from {' '.join(picked)}")
