@@ -20,6 +20,7 @@ from gs_contract.figures import pyplot, save_figure
 
 SUBSET = re.compile(r"(?P<kind>photos|views_like_photos)(?P<n>\d+)_p(?P<draw>\d+)$")
 KINDS = {"photos": "every view of N photos", "views_like_photos": "as many views from all photos"}
+ALL_PHOTOS = 10 ** 9  # the photo count the `all` row stands at: after every N
 
 
 def curves(rows: list[dict]) -> dict[str, dict[int, list[float]]]:
@@ -31,7 +32,7 @@ def curves(rows: list[dict]) -> dict[str, dict[int, list[float]]]:
             grouped[m["kind"]][int(m["n"])].append((r["views"], r["val"]))
         elif r["subset"] == "all":
             for kind in KINDS:
-                grouped[kind][10 ** 9].append((r["views"], r["val"]))
+                grouped[kind][ALL_PHOTOS].append((r["views"], r["val"]))
     return {kind: {round(float(np.mean([v for v, _ in pts]))): [db for _, db in pts] for _, pts in sorted(by_n.items())}
             for kind, by_n in grouped.items()}
 
