@@ -28,6 +28,14 @@ class Dist:
         if self.world > 1:
             dist.barrier()
 
+    def close(self) -> None:
+        """Wait for every rank, then take the process group down: a rank that exits with its gloo
+        group still up can abort at exit ("terminate called without an active exception", SIGABRT),
+        and torchrun then kills the rank still writing the files."""
+        if self.world > 1 and dist.is_initialized():
+            dist.barrier()
+            dist.destroy_process_group()
+
 
 def init_distributed(device: str) -> Dist:
     """torchrun sets WORLD_SIZE/RANK: gloo on CPU, nccl on CUDA."""

@@ -309,7 +309,9 @@ class Trainer:
                 save_state(self.ckpt_path, st, cfg, self.teacher)
             bar.update(1)
         bar.close()
-        return self.finish() if self.dist.main else {}
+        metrics = self.finish() if self.dist.main else {}  # the other ranks wait in close() meanwhile
+        self.dist.close()
+        return metrics
 
     def fit_colour_head(self) -> dict | None:
         """Train the per-image colour head on the frozen student (plain + colour-jittered views)."""
