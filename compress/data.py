@@ -160,20 +160,23 @@ class CropDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return self.length
 
+    def photo(self, index: int) -> int:
+        """Which of `images` item `index` is cut from."""
+        return index % len(self.images)
+
     def params(self, index: int) -> CropParams:
-        image = self.images[index % len(self.images)]
+        image = self.images[self.photo(index)]
         rng = np.random.default_rng([self.seed, 0, index])  # part of the view recipe: changing it moves every crop
         return crop_params(rng, image.shape[1], image.shape[0], self.crop, self.scale_range)
 
     def __getitem__(self, index: int) -> torch.Tensor:
         if not 0 <= index < self.length:
             raise IndexError(index)
-        image = self.images[index % len(self.images)]
-        return to_tensor(apply_crop(image, self.params(index), self.crop))
+        return to_tensor(apply_crop(self.images[self.photo(index)], self.params(index), self.crop))
 
     def zoom(self, index: int) -> float:
         """How far item `index` is zoomed in: its photo's short side over its window's (1: all of it)."""
-        return min(self.images[index % len(self.images)].shape[:2]) / self.params(index).side
+        return min(self.images[self.photo(index)].shape[:2]) / self.params(index).side
 
 
 def center_crop(image: np.ndarray, size: int) -> np.ndarray:

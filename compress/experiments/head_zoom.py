@@ -66,7 +66,7 @@ def pooled_draws(student: torch.nn.Module, folders: list[Path], cfg: TrainConfig
         rows["targets"].append(views["jitter_targets"])
         rows["zoom"].append(torch.tensor([crops.zoom(i) for i in range(len(x))]))
         rows["draw"].append(torch.full((len(x),), k))
-        rows["photo"].append(torch.arange(len(x)) % len(images))  # CropDataset: view i is of photo i % n
+        rows["photo"].append(torch.tensor([crops.photo(i) for i in range(len(x))]))
         print(f"head inputs of {folder}: {len(x)} views", file=sys.stderr, flush=True)  # stdout: JSON lines only
     return {**{name: torch.cat(parts) for name, parts in rows.items()},
             "val": views["val_inputs"].float(), "val_t": views["val_targets"].float()}
@@ -79,24 +79,24 @@ def subsets(zoom: torch.Tensor, draw: torch.Tensor, photo: torch.Tensor) -> dict
     picked = {"all": torch.arange(len(zoom)), "zoom<=1.5": where(zoom <= 1.5), "zoom>1.5": where(zoom > 1.5),
               "zoom<=2": where(zoom <= 2)}
 
-    def random_like(pool: torch.Tensor, name: str) -> torch.Tensor:
+    def random_like(pool: torch.Tensor, name: str, gen: torch.Generator) -> torch.Tensor:
         return pool[torch.randperm(len(pool), generator=gen)[:len(picked[name])]]
 
     for name in ("zoom<=1.5", "zoom<=2"):
-        picked[f"random_like_{name}"] = random_like(picked["all"], name)
+        picked[f"random_like_{name}"] = random_like(picked["all"], name, gen)
     for k in draw.unique().tolist():
         picked[f"draw{k}"] = where(draw == k)
         picked[f"draw{k}_zoom<=2"] = where((draw == k) & (zoom <= 2))
         picked[f"draw{k}_zoom<=1.5"] = where((draw == k) & (zoom <= 1.5))
-        picked[f"draw{k}_random_like_zoom<=2"] = random_like(picked[f"draw{k}"], f"draw{k}_zoom<=2")
-    picked["zoom<=2_random_like_zoom<=1.5"] = random_like(picked["zoom<=2"], "zoom<=1.5")
+        picked[f"draw{k}_random_like_zoom<=2"] = random_like(picked[f"draw{k}"], f"draw{k}_zoom<=2", gen)
+    picked["zoom<=2_random_like_zoom<=1.5"] = random_like(picked["zoom<=2"], "zoom<=1.5", gen)
     n_photos = int(photo.max()) + 1
     for p in range(PHOTO_DRAWS):  # a generator per photo draw: the subsets above stay as they were drawn
-        gen = torch.Generator().manual_seed(1000 + p)
-        order = torch.randperm(n_photos, generator=gen)
+        photo_gen = torch.Generator().manual_seed(1000 + p)
+        order = torch.randperm(n_photos, generator=photo_gen)
         for n in (n for n in PHOTO_COUNTS if n < n_photos):
             picked[f"photos{n}_p{p}"] = where(torch.isin(photo, order[:n]))
-            picked[f"views_like_photos{n}_p{p}"] = random_like(picked["all"], f"photos{n}_p{p}")
+            picked[f"views_like_photos{n}_p{p}"] = random_like(picked["all"], f"photos{n}_p{p}", photo_gen)
     return picked
 
 

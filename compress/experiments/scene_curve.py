@@ -42,11 +42,10 @@ def plot(trunks: dict[str, list[dict]], path: Path) -> Path:
     plt = pyplot()
     fig, axes = plt.subplots(1, len(trunks), figsize=(5.2 * len(trunks), 3.8), squeeze=False, sharey=True)
     for ax, (name, rows) in zip(axes[0], trunks.items()):
-        ticks: set[int] = set()
+        by_kind = curves(rows)
         for kind, label in KINDS.items():
-            pts = curves(rows)[kind]
+            pts = by_kind[kind]
             xs = sorted(pts)
-            ticks.update(xs)
             (line,) = ax.plot(xs, [np.mean(pts[x]) for x in xs], marker="o", ms=4, label=f"{label} (mean)")
             for x in xs:
                 ax.plot([x] * len(pts[x]), pts[x], ".", color=line.get_color(), alpha=0.5)
@@ -54,7 +53,8 @@ def plot(trunks: dict[str, list[dict]], path: Path) -> Path:
             ax.axhline(db, color="grey", lw=0.8, ls="--")
             ax.annotate(target, (0.01, db), xycoords=("axes fraction", "data"), fontsize=7, va="bottom", color="grey")
         ax.set_xscale("log")
-        ax.set_xticks(sorted(ticks), [str(x) for x in sorted(ticks)], fontsize=7)
+        ticks = sorted(set().union(*by_kind.values()))
+        ax.set_xticks(ticks, [str(x) for x in ticks], fontsize=7)
         ax.minorticks_off()
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("head views (256 px, teacher-labelled)")
