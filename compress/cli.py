@@ -81,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="photos the colour head's views are also cut from: none, extra "
                         "(quick's and standard's: 379 licensed photos from pinned Debian packages, ~430 MB fetched once "
                         "into the user cache) or a folder of images")
+    p.add_argument("--head-view-photos", type=non_negative_int, metavar="N",
+                   help="experiment: cut the colour head's views from N of those photos, drawn with the seed, "
+                        "each seen more ways (0, the presets': from every photo)")
     p.add_argument("--head-ensemble", type=positive_int, metavar="K",
                    help="fit K colour heads on the same views and merge them into one head of their mean grade "
                         "(default 4; 1: a single head)")

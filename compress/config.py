@@ -77,6 +77,11 @@ class TrainConfig:
     # photos the head's views are also cut from (compress/head_photos.py): "none", "extra" (379 licensed
     # photos from pinned Debian packages, fetched once into the user cache) or a folder of images
     head_photos: str = "none"
+    # > 0: the head's views are cut from this many of those photos (train and head photos, drawn with the
+    # seed), each seen framed and coloured n_jitter / head_view_photos ways; 0: from all of them. An
+    # experiment: 12 views of each of 133 photos score as 4 of each of 401 on the mean of three quick
+    # seeds, with a wider spread (docs/RESULTS.md, "Fewer scenes seen more often: the quick preset")
+    head_view_photos: int = 0
     # precision of the teacher's labels for the run's views (compress/labels.py): "auto" (bfloat16 where
     # the processor computes it natively, else float32), "float32" or "bfloat16"; val targets are float32
     label_precision: str = "auto"

@@ -46,10 +46,20 @@ def load_head_photos(source: str, photos: PhotoSet | None = None) -> list[tuple[
     return [(e.sha256, image) for e, image in zip(head.entries, head.images) if e.sha256 not in val]
 
 
-def head_view_images(photos: PhotoSet, head: list[tuple[str, np.ndarray]]) -> list[np.ndarray]:
-    """The photos the colour head's views are cut from, in their order: the train photos, then `head`
-    (load_head_photos)."""
-    return photos.subset("train") + [image for _, image in head]
+def head_view_images(photos: PhotoSet, head: list[tuple[str, np.ndarray]], count: int = 0,
+                     seed: int = 0) -> list[np.ndarray]:
+    """The photos the colour head's views are cut from: the train photos, then `head` (load_head_photos);
+    with `count` > 0 only `count` of them (`drawn_photos`)."""
+    images = photos.subset("train") + [image for _, image in head]
+    return [images[i] for i in drawn_photos(len(images), count, seed)]
+
+
+def drawn_photos(n: int, count: int, seed: int) -> list[int]:
+    """Which of `n` photos the head's views are cut from: `count` drawn at random with `seed`, in their
+    order, or all of them when `count` is 0 or at least `n`."""
+    if not 0 < count < n:
+        return list(range(n))
+    return sorted(np.random.default_rng([seed, 2]).choice(n, count, replace=False).tolist())
 
 
 @torch.no_grad()
@@ -74,6 +84,7 @@ def label_views(teacher: nn.Module, photos: PhotoSet, cfg: TrainConfig, cache: P
            # only where they apply, so runs without head photos, bf16 labels or another zoom keep their caches
            **({"jitter_zoom": cfg.jitter_zoom} if cfg.jitter_zoom != TrainConfig.jitter_zoom else {}),
            **({"head_photos": [sha for sha, _ in head]} if head else {}),
+           **({"head_view_photos": cfg.head_view_photos} if cfg.head_view_photos else {}),
            **({"labels": precision} if precision != "float32" else {})}
     path = cache / "teacher_views.pt"
     cached = read_cached_views(path) if path.is_file() else None
@@ -82,7 +93,8 @@ def label_views(teacher: nn.Module, photos: PhotoSet, cfg: TrainConfig, cache: P
     views = CropDataset(photos.subset("train"), crop=cfg.view_size, seed=cfg.seed, length=n_crops or None)
     inputs = (torch.stack([views[i] for i in range(n_crops)]) if n_crops
               else torch.zeros(0, 3, cfg.view_size, cfg.view_size))
-    jitter = jittered_views(head_view_images(photos, head), n_jitter, cfg.jitter_size, cfg.seed, cfg.jitter_zoom)
+    jitter = jittered_views(head_view_images(photos, head, cfg.head_view_photos, cfg.seed), n_jitter,
+                            cfg.jitter_size, cfg.seed, cfg.jitter_zoom)
     val_in = val_batch(photos.subset("val"), cfg.eval_size)
 
     def label(images: torch.Tensor, what: str, batch: int) -> torch.Tensor:

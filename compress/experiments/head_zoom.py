@@ -35,7 +35,7 @@ from ..data import jitter_crops
 from ..errors import GsError
 from ..evaluate import evaluate_student, psnr
 from ..safeload import load_plain
-from ..views import head_view_images, load_head_photos, load_photos, read_cached_views
+from ..views import drawn_photos, head_view_images, load_head_photos, load_photos, read_cached_views
 from .head_sweep import frozen_trunk, trunk_parser
 
 
@@ -59,14 +59,15 @@ def pooled_draws(student: torch.nn.Module, folders: list[Path], cfg: TrainConfig
             raise GsError(f"{folder}: its views are of other photos than the student's run config names")
         x = views["jitter_inputs"]
         zoom = key.get("jitter_zoom", TrainConfig.jitter_zoom)  # the key names it where it is not the default
-        crops = jitter_crops(images, len(x), x.shape[-1], key["seed"], zoom)
+        drawn = drawn_photos(len(images), key.get("head_view_photos", 0), key["seed"])  # as label_views drew them
+        crops = jitter_crops([images[i] for i in drawn], len(x), x.shape[-1], key["seed"], zoom)
         pooled, pres = head_inputs(student, x)
         rows["pooled"].append(pooled)
         rows["pres"].append(pres)
         rows["targets"].append(views["jitter_targets"])
         rows["zoom"].append(torch.tensor([crops.zoom(i) for i in range(len(x))]))
         rows["draw"].append(torch.full((len(x),), k))
-        rows["photo"].append(torch.tensor([crops.photo(i) for i in range(len(x))]))
+        rows["photo"].append(torch.tensor([drawn[crops.photo(i)] for i in range(len(x))]))  # among all photos
         print(f"head inputs of {folder}: {len(x)} views", file=sys.stderr, flush=True)  # stdout: JSON lines only
     return {**{name: torch.cat(parts) for name, parts in rows.items()},
             "val": views["val_inputs"].float(), "val_t": views["val_targets"].float()}

@@ -1,7 +1,8 @@
 """Refit a trained student's colour head with its preset's current head phase and write both files again.
 
     python -m compress.experiments.refit_head --student pipeline/baselines/standard_student.pt \\
-        --metrics pipeline/baselines/standard_metrics.json [--cache DIR] [--head-steps N] [--threads 2]
+        --metrics pipeline/baselines/standard_metrics.json [--cache DIR] [--head-steps N] \\
+        [--head-view-photos N] [--threads 2]
 
 The head is the last phase of a gs-compress run and trains on the frozen, compacted student alone
 (compress/trainer.py, `head_phase`), so when a preset's head settings change (n_jitter, jitter_size,
@@ -11,8 +12,8 @@ would fit without retraining its trunk: this labels the preset's head views (com
 (atomically) with the new quality, head and config. The label bank is not needed: its views are
 smaller than `jitter_size` in the presets that use it, so views.head_views takes no tiles of them
 (checked). `--cache DIR` keeps the labelled views (gs-compress's RUN_DIR/cache/teacher_views.pt) for
-a re-run; `--head-steps N` overrides the preset's head steps (an experiment: the files then record the
-override).
+a re-run; `--head-steps N` and `--head-view-photos N` override the preset's head steps and the number of
+photos its head views are cut from (experiments: the files then record the override).
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ import torch
 from gs_contract import write_json_atomic
 
 from ..checkpoint import load_student, save_student
-from ..config import PRESETS, TrainConfig, positive_int
+from ..config import PRESETS, TrainConfig, non_negative_int, positive_int
 from ..errors import GsError
 from ..evaluate import evaluate_student
 from ..teachers import load_teacher
@@ -37,15 +38,16 @@ from ..trainer import apply_phase, head_phase
 from ..views import label_views, load_photos
 
 HEAD_FIELDS = ("colour_head", "n_jitter", "jitter_size", "jitter_zoom", "head_steps", "head_ensemble",
-               "head_photos")
+               "head_photos", "head_view_photos")
 
 
-def head_config(run_config: dict, head_steps: int | None = None) -> TrainConfig:
-    """The run's config with the head settings of its preset as the preset is now (and `head_steps`)."""
+def head_config(run_config: dict, head_steps: int | None = None, head_view_photos: int | None = None) -> TrainConfig:
+    """The run's config with the head settings of its preset as the preset is now (and the overrides)."""
     cfg = TrainConfig.from_dict(run_config)
     preset = PRESETS[cfg.preset]
     cfg = replace(cfg, **{f: getattr(preset, f) for f in HEAD_FIELDS})
-    cfg = replace(cfg, head_steps=head_steps or cfg.head_steps)
+    cfg = replace(cfg, head_steps=head_steps or cfg.head_steps,
+                  head_view_photos=cfg.head_view_photos if head_view_photos is None else head_view_photos)
     if cfg.bank_views and cfg.crop >= cfg.jitter_size:
         raise GsError(f"the {cfg.preset} preset's head also trains on tiles of its {cfg.crop} px label-bank views "
                       f"(jitter_size {cfg.jitter_size}); refit it with a full gs-compress run")
@@ -63,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--metrics", type=Path, required=True, help="its metrics.json (rewritten)")
     p.add_argument("--cache", type=Path, default=None, help="keep the labelled views here (default: a temporary folder)")
     p.add_argument("--head-steps", type=positive_int, default=None, help="override the preset's head steps")
+    p.add_argument("--head-view-photos", type=non_negative_int, default=None, metavar="N",
+                   help="cut the head views from N photos instead of the preset's number (0: from all)")
     p.add_argument("--threads", type=int, default=2)
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
@@ -71,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         metrics = json.loads(a.metrics.read_text())
         if not isinstance(metrics, dict) or metrics.get("quality") != payload.get("metrics", {}).get("quality"):
             raise GsError(f"{a.metrics} and {a.student} come from different runs (their qualities differ)")
-        cfg = head_config(payload["config"], a.head_steps)
+        cfg = head_config(payload["config"], a.head_steps, a.head_view_photos)
         teacher = load_teacher(cfg.teacher, cfg.arch)
         photos = load_photos(cfg.data)
     except (GsError, OSError, json.JSONDecodeError) as exc:

@@ -250,6 +250,19 @@ def test_head_photos_feed_the_colour_head_views_only(setup_dir: Path, full_run: 
     assert torch.equal(views["inputs"], torch.load(full_run / "cache" / "teacher_views.pt", weights_only=True)["inputs"])
 
 
+def test_head_view_photos_cuts_every_head_view_from_that_many_photos(setup_dir: Path, tmp_path: Path) -> None:
+    magenta = tmp_path / "head"
+    magenta.mkdir()
+    Image.new("RGB", (128, 96), (255, 0, 255)).save(magenta / "magenta.png")
+    out = tmp_path / "run"
+    assert main(args(setup_dir, out, "--head-photos", str(magenta), "--head-view-photos", "1", "--steps", "2")) == 0
+    views = torch.load(out / "cache" / "teacher_views.pt", weights_only=True)
+    assert views["key"]["head_view_photos"] == 1 and len(views["jitter_inputs"]) == 8
+    assert json.loads((out / "metrics.json").read_text())["config"]["head_view_photos"] == 1
+    r, g, b = views["jitter_inputs"].float().mean((2, 3)).T  # one photo: all magenta or none (see above)
+    assert len(set(((g < r - 0.5) & (g < b - 0.5)).tolist())) == 1
+
+
 def test_refit_head_with_an_unchanged_preset_reproduces_the_run(full_run: Path, tmp_path: Path) -> None:
     import shutil
 
@@ -264,6 +277,16 @@ def test_refit_head_with_an_unchanged_preset_reproduces_the_run(full_run: Path, 
     for kind in ("fp32", "fakequant"):
         assert after["quality"][kind]["psnr"] == pytest.approx(before["quality"][kind]["psnr"], abs=1e-3)
     assert load_student(tmp_path / "student.pt")[1]["metrics"]["quality"] == after["quality"]
+
+
+def test_refit_head_takes_the_presets_head_settings_and_its_overrides() -> None:
+    from compress.config import make_config
+    from compress.experiments.refit_head import head_config
+
+    run = make_config("quick", n_jitter=8, head_steps=5, head_view_photos=7).to_dict()  # an older quick run
+    assert (head_config(run).n_jitter, head_config(run).head_view_photos) == (1600, 0)
+    cfg = head_config(run, head_steps=9, head_view_photos=133)
+    assert (cfg.head_steps, cfg.head_view_photos, cfg.steps) == (9, 133, 750)
 
 
 def test_bf16_labels_are_close_to_float32_keyed_apart_and_val_stays_float32(setup_dir: Path, tmp_path: Path) -> None:
@@ -283,17 +306,36 @@ def test_bf16_labels_are_close_to_float32_keyed_apart_and_val_stays_float32(setu
         assert min(psnr(bf16[name].float(), f32[name].float())) > 35
 
 
-def test_head_views_framing_is_keyed_and_leaves_the_training_views(setup_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("field, value", [("jitter_zoom", 1.0), ("head_view_photos", 2)])
+def test_head_view_settings_are_keyed_and_leave_the_training_views(setup_dir: Path, tmp_path: Path, field: str,
+                                                                   value: float) -> None:
     from compress.config import make_config
     from compress.views import label_views, load_photos
     from tests.tiny import make_tiny_teacher
 
     teacher, photos, cfg = make_tiny_teacher().eval(), load_photos(str(setup_dir / "photos")), make_config("tiny")
-    whole = label_views(teacher, photos, replace(cfg, jitter_zoom=1.0), tmp_path, show=False)
+    changed = label_views(teacher, photos, replace(cfg, **{field: value}), tmp_path, show=False)
     default = label_views(teacher, photos, cfg, tmp_path, show=False)  # the cache above is not reused
-    assert whole["key"]["jitter_zoom"] == 1.0 and "jitter_zoom" not in default["key"]
-    assert not torch.equal(whole["jitter_inputs"], default["jitter_inputs"])
-    assert torch.equal(whole["inputs"], default["inputs"])  # GS training's views do not depend on it
+    assert changed["key"][field] == value and field not in default["key"]
+    assert not torch.equal(changed["jitter_inputs"], default["jitter_inputs"])
+    assert torch.equal(changed["inputs"], default["inputs"])  # GS training's views do not depend on it
+
+
+def test_head_view_photos_draws_that_many_photos_per_seed(setup_dir: Path) -> None:
+    from compress.views import drawn_photos, head_view_images, load_photos
+
+    photos = load_photos(str(setup_dir / "photos"))
+    head = [(f"sha{k}", np.full((40, 40, 3), k, np.uint8)) for k in range(9)]
+    pool = head_view_images(photos, head)
+    assert len(pool) == len(photos.subset("train")) + 9
+    for count in (0, len(pool), len(pool) + 5):  # 0 or at least every photo: all of them, in order
+        assert [id(x) for x in head_view_images(photos, head, count, seed=0)] == [id(x) for x in pool]
+    where = {id(x): i for i, x in enumerate(pool)}
+    draws = {seed: [where[id(x)] for x in head_view_images(photos, head, 5, seed)] for seed in (0, 1)}
+    for seed, indices in draws.items():
+        assert len(set(indices)) == 5 and indices == sorted(indices)  # distinct photos, in the pool's order
+        assert drawn_photos(len(pool), 5, seed) == indices  # the draw head_zoom recomputes from a cache key
+    assert draws[0] != draws[1]
 
 
 def test_auto_label_precision_follows_the_processor(monkeypatch: pytest.MonkeyPatch) -> None:
